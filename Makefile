@@ -24,7 +24,7 @@ lab: $(VENV)/.installed
 	$(BIN)/jupyter lab notebooks/
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest tests notebooks solutions --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest tests cfopt notebooks solutions --doctest-modules --nbval-lax --nbval-current-env
 
 clean:
 	rm -rf $(VENV) .pytest_cache
