@@ -164,6 +164,8 @@ class PriceCatalog:
         self.cache_read = float(pc.get("read", 1.0))
         for unit in {m.unit for m in self.media.values()} - _MEDIA_UNITS.keys():
             raise ConfigError(f"profile {profile!r}: unknown media unit {unit!r}")
+        # Simulation figures of a provider as a whole (framing tokens, batch timing...).
+        self.provider_figures: dict[str, dict[str, Any]] = data.get("provider_figures", {})
         self.rate_tier = rate_tier or data["meta"]["default_rate_tier"]
         tiers = data.get("rate_tiers", {})
         if self.rate_tier not in tiers:

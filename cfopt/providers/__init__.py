@@ -1,4 +1,14 @@
-"""Simulated providers: Claude (Anthropic Messages), fal.ai media, Unsplash photo search."""
-from .base import Call, Faults, Provider, Result
+"""Simulated providers: Claude (Anthropic Messages), fal.ai media, Unsplash photo search.
 
-__all__ = ["Call", "Faults", "Provider", "Result"]
+``Providers`` bundles the three on one clock and one price catalog; each provider is also
+usable alone. See ``base`` for the seam (``Call`` in, ``Result`` or a ``ProviderError`` out).
+"""
+from .base import Call, Faults, Provider, Result
+from .bundle import Providers
+from .claude import DEFAULT_MAX_TOKENS, ClaudeProvider
+from .fal import FalProvider
+from .ratelimit import LimitStatus, RateLimiter, TokenBucket
+from .unsplash import UnsplashProvider
+
+__all__ = ["Call", "Faults", "Provider", "Result", "Providers", "ClaudeProvider", "FalProvider",
+           "UnsplashProvider", "DEFAULT_MAX_TOKENS", "RateLimiter", "TokenBucket", "LimitStatus"]

@@ -1,0 +1,219 @@
+"""Simulated Claude: the Anthropic Messages API, offline, seeded, priced by the catalog.
+
+One call: the request is checked (model, ``max_tokens``, context window), admitted by the
+per-minute rate limits of the model's tier, maybe failed by an injected fault, then answered.
+
+- **Usage.** ``input_tokens`` = cl100k tokens of the system prompt and the prompt plus a small
+  framing constant (``framing_tokens`` in the catalog, 7: the role markers the API also counts).
+  ``count_tokens(model, prompt, system)`` gives the same total, as Anthropic's
+  ``/v1/messages/count_tokens`` does. The answer's length and words come from
+  ``cfopt.providers.lengths`` and ``textgen`` (calibrated to the Azure LLM trace, Patel et
+  al., "Splitwise", ISCA 2024) and are fixed by (seed, model, system, prompt); ``count_tokens(content)`` equals
+  ``output_tokens`` exactly. An answer longer than ``max_tokens`` stops there:
+  ``stop_reason="max_tokens"``, else ``"end_turn"``.
+- **Latency.** TTFT and output speed are the catalog's medians, each times a seeded log-normal
+  factor (``jitter``), then times ``faults.slowdown``: latency = TTFT + output tokens / speed.
+- **Prompt caching** (``Call.cache_system`` "5m" or "1h"): a system prompt of at least the
+  model's ``min_cacheable_tokens`` is written to the cache by the first call (billed as
+  ``cache_creation_input_tokens`` or ``cache_creation_1h_input_tokens``) and read by later ones
+  (``cache_read_input_tokens``); each hit refreshes the TTL, as Anthropic does. The entry becomes
+  readable once the writing call's answer starts (its TTFT), so a burst of identical first calls
+  all write, as on the real API. Shorter system prompts are simply not cached (no error, like
+  the API). Assumption: a read skips prefill of the cached part, cutting TTFT by up to
+  ``cache_read_ttft_cut`` (0.3) in proportion to the cached share of the input.
+- **Batches** (``Call.batch``): billed with ``service_tier="batch"`` (the catalog halves the
+  price); the answer arrives when the batch ends, drawn log-normal around ``batch_median_s``
+  (15 min; Anthropic: "most batches finish in less than 1 hour"), capped at 24 h. Batch calls
+  do not count against the Messages rate limits (the Batches API has its own queue limits, not
+  modelled).
+- **Rate limits**: see ``cfopt.providers.ratelimit`` (token buckets; OTPM charged ``max_tokens``
+  at admission, the unused part given back when the answer ends). A request that can never fit
+  a minute's limit is refused with ``InvalidRequest``.
+- **Faults**: ``Faults`` rates, drawn from this provider's seeded stream (see ``sampling``).
+
+>>> from cfopt.providers.base import Call
+>>> claude = ClaudeProvider(seed=1)
+>>> prompt = "Write a tagline for a bakery."
+>>> r = claude.send(Call("haiku", prompt))
+>>> r.model, r.stop_reason, r.usage.input_tokens == claude.count_tokens("haiku", prompt)
+('claude-haiku-4-5', 'end_turn', True)
+>>> from cfopt.tokens import count_tokens
+>>> count_tokens(r.content) == r.usage.output_tokens
+True
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..clock import Clock
+from ..errors import InvalidRequest, NotFound, RateLimited
+from ..pricing import ModelInfo, PriceCatalog, Usage
+from ..tokens import count_tokens as _count
+from .base import Call, Faults, Provider, Result
+from .ratelimit import LimitStatus, RateLimiter
+from .sampling import draw_fault, jitter, short_id, stable_hash
+from .lengths import output_length
+from .textgen import compose
+
+__all__ = ["ClaudeProvider", "DEFAULT_MAX_TOKENS"]
+
+DEFAULT_MAX_TOKENS = 1024
+_TTL_S = {"5m": 300.0, "1h": 3600.0}
+_REFUSED_AFTER_S = 0.05  # a request refused by the rate limiter comes back at once
+
+
+@dataclass(slots=True)
+class _CacheEntry:
+    readable_from: float
+    expires_at: float
+
+
+@lru_cache(maxsize=8192)
+def _answer(seed: int, model: str, system: str | None, prompt: str, max_tokens: int,
+            length_scale: float) -> tuple[str, int, str]:
+    """(text, output tokens, stop reason) for a request: a pure function, so it is cached."""
+    natural = output_length(seed, model, system, prompt, length_scale)
+    n = min(natural, max_tokens)
+    stop = "max_tokens" if natural > max_tokens else "end_turn"
+    text = compose(n, prompt, key=stable_hash(seed, model, system, prompt),
+                   complete=stop == "end_turn")
+    return text, n, stop
+
+
+class ClaudeProvider(Provider):
+    """Claude models (haiku, sonnet, opus) behind a simulated Anthropic Messages API."""
+
+    name = "anthropic"
+    kinds = ("text",)
+
+    def __init__(self, *, seed: int = 0, clock: Clock | None = None,
+                 catalog: PriceCatalog | None = None, faults: Faults | None = None) -> None:
+        super().__init__(seed=seed, clock=clock, catalog=catalog, faults=faults)
+        figures = self.catalog.provider_figures.get("anthropic", {})
+        self.framing_tokens = int(figures.get("framing_tokens", 7))
+        self._ttft_cut = float(figures.get("cache_read_ttft_cut", 0.3))
+        self._batch = (float(figures.get("batch_median_s", 900.0)),
+                       float(figures.get("batch_sigma", 0.8)),
+                       float(figures.get("batch_max_s", 86400.0)))
+        self._rng = random.Random(seed)
+        self._limiter = RateLimiter()
+        self._cache: dict[tuple[str, str], _CacheEntry] = {}
+        self._lock = threading.Lock()  # the live server calls from several threads
+        self._calls = 0
+
+    # --- lookups --------------------------------------------------------------------------
+    def model_info(self, name: str) -> ModelInfo:
+        """The text model called ``name``; ``NotFound`` names the known ones."""
+        text = [m for m in self.catalog.models.values() if m.kind == "text"]
+        for m in text:
+            if name == m.id or name in m.aliases:
+                return m
+        known = ", ".join(f"{m.id} ({'/'.join(m.aliases)})" for m in text)
+        raise NotFound(f"model {name!r} not found; known Claude models: {known}",
+                       provider=self.name, model=str(name))
+
+    def count_tokens(self, model: str, prompt: str, system: str | None = None) -> int:
+        """Input tokens of a request: what ``usage`` bills in total (uncached + cache writes + reads)."""
+        self.model_info(model)
+        return (_count(system) if system else 0) + _count(prompt) + self.framing_tokens
+
+    def rate_limit_status(self, model: str) -> LimitStatus:
+        """What remains now of the per-minute limits of ``model``'s tier."""
+        info = self.model_info(model)
+        with self._lock:
+            return self._limiter.status(info.tier or info.id, self.catalog.rate_limit(info.id),
+                                        self.clock.now())
+
+    # --- one call -------------------------------------------------------------------------
+    def simulate(self, call: Call) -> Result:
+        info = self.model_info(call.model)
+        max_tokens = DEFAULT_MAX_TOKENS if call.max_tokens is None else call.max_tokens
+        if not isinstance(max_tokens, int) or not 1 <= max_tokens <= info["max_output_tokens"]:
+            raise InvalidRequest(f"max_tokens must be an integer from 1 to {info['max_output_tokens']} "
+                                 f"for {info.id}, got {max_tokens!r}", provider=self.name, model=info.id)
+        system_t = _count(call.system) if call.system else 0
+        prompt_t = _count(call.prompt) + self.framing_tokens
+        if system_t + prompt_t + max_tokens > info["context_window"]:
+            raise InvalidRequest(
+                f"prompt is too long: {system_t + prompt_t} input tokens + max_tokens {max_tokens} "
+                f"> {info['context_window']} context window of {info.id}",
+                provider=self.name, model=info.id)
+        cacheable = bool(call.cache_system and call.system and system_t >= info["min_cacheable_tokens"])
+        with self._lock:
+            return self._run(call, info, max_tokens, system_t, prompt_t, cacheable)
+
+    def _run(self, call: Call, info: ModelInfo, max_tokens: int, system_t: int, prompt_t: int,
+             cacheable: bool) -> Result:
+        now = self.clock.now()
+        key = (info.id, call.system or "")
+        entry = self._cache.get(key) if cacheable else None
+        hit = entry is not None and entry.readable_from <= now < entry.expires_at
+        uncached = prompt_t + (0 if cacheable else system_t)
+        tier = info.tier or info.id
+        if not call.batch:
+            # ITPM counts uncached input and cache writes, not cache reads (cache-aware ITPM).
+            counted = uncached + (system_t if cacheable and not hit else 0)
+            wait, which = self._limiter.admit(tier, self.catalog.rate_limit(info.id), now=now,
+                                              input_tokens=counted, max_tokens=max_tokens)
+            if math.isinf(wait):
+                raise InvalidRequest(f"request needs more {which.replace('_', ' ')} than the "
+                                     f"{self.catalog.rate_tier} per-minute limit of {tier} allows",
+                                     provider=self.name, model=info.id)
+            if wait > 0:
+                raise RateLimited(f"{info.id}: {which.replace('_', ' ')} per minute exceeded for "
+                                  f"{self.catalog.rate_tier}; retry after {wait:.3f} s",
+                                  retry_after=wait, after_s=_REFUSED_AFTER_S,
+                                  provider=self.name, model=info.id)
+        self._calls += 1
+        fault = draw_fault(self._rng, self.faults, provider=self.name, model=info.id)
+        ttft = info["ttft_s"] * jitter(self._rng, info["jitter"])
+        speed = info["tokens_per_s"] / jitter(self._rng, info["jitter"])
+        batch_s = min(self._batch[0] * jitter(self._rng, self._batch[1]), self._batch[2])
+        if fault is not None:
+            if not call.batch:  # a failed call used no output tokens
+                self._limiter.settle(tier, at=now + fault.after_s, estimated=max_tokens, actual=0)
+            raise fault
+
+        text, n_out, stop = _answer(self.seed, info.id, call.system, call.prompt, max_tokens,
+                                    float(info.figures.get("length_scale", 1.0)))
+        if hit:
+            ttft *= 1 - self._ttft_cut * system_t / (system_t + prompt_t)
+        slow = self.faults.slowdown
+        first = ttft * slow
+        latency = batch_s * slow if call.batch else (ttft + n_out / speed) * slow
+        if call.batch:
+            first = latency  # batch results arrive whole, when the batch ends
+        else:
+            self._limiter.settle(tier, at=now + latency, estimated=max_tokens, actual=n_out)
+
+        usage = self._usage(call, uncached, system_t, n_out, cacheable, hit)
+        if cacheable:
+            ttl = _TTL_S[call.cache_system]
+            if hit:
+                entry.expires_at = max(entry.expires_at, now + ttl)
+            elif entry is not None and entry.expires_at > now:  # another write still under way
+                entry.readable_from = min(entry.readable_from, now + first)
+                entry.expires_at = max(entry.expires_at, now + first + ttl)
+            else:
+                self._cache[key] = _CacheEntry(now + first, now + first + ttl)
+        return Result(
+            provider=self.name, model=info.id, kind="text", content=text, usage=usage,
+            cost_usd=self.catalog.cost(info.id, usage), latency_s=latency, first_content_s=first,
+            started_at=now, request_id="msg_" + short_id(24, self.seed, self._calls),
+            stop_reason=stop,
+            extra={"cache": ("read" if hit else "write") if cacheable else None,
+                   "output_tokens_per_s": speed / slow})
+
+    @staticmethod
+    def _usage(call: Call, uncached: int, system_t: int, n_out: int, cacheable: bool,
+               hit: bool) -> Usage:
+        write_5m = system_t if cacheable and not hit and call.cache_system == "5m" else 0
+        write_1h = system_t if cacheable and not hit and call.cache_system == "1h" else 0
+        return Usage(input_tokens=uncached, output_tokens=n_out,
+                     cache_creation_input_tokens=write_5m, cache_creation_1h_input_tokens=write_1h,
+                     cache_read_input_tokens=system_t if hit else 0,
+                     service_tier="batch" if call.batch else "standard")
