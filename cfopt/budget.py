@@ -7,8 +7,9 @@ many calls run at once, settled spend never exceeds the cap. The counters live i
 ``BudgetStore``: ``MemoryStore`` for one process, ``RedisStore`` (one Lua script per reservation,
 atomic across processes) for several.
 
-Alerts go out as ``Event(kind="alert")`` on the tracker's bus when settled spend reaches 50% and
-80% of a budget, and at 100% when the budget cannot take the next call; each once per period
+Alerts go out as ``Event(kind="alert")`` on the tracker's bus when committed money (spent plus
+still reserved) reaches 50%, 80% and 100% of a budget, or at 100% when the budget cannot take
+the next call; each once per period
 (a day or a calendar month of the injected clock, counted from ``BudgetConfig.start_date``).
 At 100% the policy refuses (``BudgetExceeded`` naming the budget) or downgrades the call to the
 cheapest model that still meets its quality need (the ``fallbacks`` the caller passes).
@@ -165,7 +166,9 @@ class UsageTracker:
         amount = self.worst_case_usd(call)
         failed = self._try(periods, amount)
         if failed is None:
-            return self._held(call, amount, periods, user)
+            reservation = self._held(call, amount, periods, user)
+            self._check_alerts(periods)
+            return reservation
         if self.config.on_exhausted == "downgrade":
             for model in fallbacks:
                 cheaper = replace(call, model=model)
@@ -279,25 +282,28 @@ class UsageTracker:
 
     # -- alerts -----------------------------------------------------------------------------
     def _check_alerts(self, periods: dict[str, str]) -> None:
+        # Committed money (settled plus still held) crosses thresholds before settled spend
+        # does, so the alert comes while there is still time to act, and in order: with many
+        # calls in flight, settled spend can lag so far that the budget refuses a call first.
         for budget, period in periods.items():
-            spent = self.store.get(f"spent:{budget}:{period}") / NANO
+            committed = self.store.get(f"held:{budget}:{period}") / NANO
             limit = self.config.limit(budget)
             for t in self.config.thresholds:
-                if spent >= t * limit - 1e-12:
-                    self._alert(budget, period, t, spent, "spend reached the threshold")
+                if committed >= t * limit - 1e-12:
+                    self._alert(budget, period, t, committed, "spent or reserved reached the threshold")
 
     def _exhausted(self, budget: str, periods: dict[str, str], amount: float) -> None:
-        spent = self.store.get(f"spent:{budget}:{periods[budget]}") / NANO
+        committed = self.store.get(f"held:{budget}:{periods[budget]}") / NANO
         how = "downgrading" if self.config.on_exhausted == "downgrade" else "refusing"
-        self._alert(budget, periods[budget], 1.0, spent,
+        self._alert(budget, periods[budget], 1.0, committed,
                     f"the budget cannot take a call of ${amount:.4f}: {how}")
 
-    def _alert(self, budget: str, period: str, threshold: float, spent: float, why: str) -> None:
+    def _alert(self, budget: str, period: str, threshold: float, committed: float, why: str) -> None:
         if threshold not in self.config.thresholds:
             return
         if self.store.first_time(f"alert:{budget}:{period}:{threshold}"):
             limit = self.config.limit(budget)
             self.bus.publish(Event(self.clock.now(), "alert", f"{budget} budget {threshold:.0%}",
-                                   spent, {"budget": budget, "period": period, "threshold": threshold,
-                                           "limit_usd": limit, "spent_usd": spent, "why": why,
+                                   committed, {"budget": budget, "period": period, "threshold": threshold,
+                                           "limit_usd": limit, "committed_usd": committed, "why": why,
                                            "policy": self.config.on_exhausted}))

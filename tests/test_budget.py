@@ -154,7 +154,8 @@ def test_alerts_fire_at_50_80_100_percent_once_per_period():
         t.settle(res, _result(usage=usage))
     names = [a.name for a in alerts]
     assert names == ["daily budget 50%", "daily budget 80%", "daily budget 100%"]
-    assert alerts[0].value == pytest.approx(0.6) and alerts[0].data["period"] == "2026-11-01"
+    # the alert comes when the second call's hold (its worst case, a hair over $0.30) lands
+    assert alerts[0].value == pytest.approx(0.6, abs=1e-3) and alerts[0].data["period"] == "2026-11-01"
     assert alerts[2].data["why"].startswith("the budget cannot take a call")
     assert all(a.kind == "alert" and a.data["limit_usd"] == 1.0 for a in alerts)
     assert t.stats.overruns == 0 and t.stats.refused == 3
