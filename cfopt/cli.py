@@ -3,7 +3,13 @@
     cfopt workload generate --requests N --seed S --out FILE
     cfopt workload stats FILE [--json]
     cfopt kit build [--check]
-    cfopt grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S]
+    cfopt grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--cell-timeout S]
+                                [--solutions DIR] [--jobs N]
+    cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
+                 [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
+    cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
+    cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
+                   [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
 
 Each command is a thin layer over the library; errors print one line naming the problem and
 exit with status 2 (bad input) or 1 (a check that did not pass).
@@ -52,6 +58,32 @@ def _grade(args: argparse.Namespace) -> int:
     return grade_cli(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .server.run import serve_command  # starlette and uvicorn load only for this command
+    return serve_command(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .pipeline_command import report_command  # the replays load only for this command
+    return report_command(args)
+
+
+def _dashboard_report(args: argparse.Namespace) -> int:
+    from .htmlreport import write_replay_report
+    from .replay import Controls
+    controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
+                        slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
+    path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,
+                               baseline=Controls(text_model=args.text_model) if args.compare else None)
+    print(f"wrote {path}")
+    return 0
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from .bonus.loadtest import loadtest_command  # httpx loads only for this command
+    return loadtest_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cfopt", description="ContentFlow optimization course kit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,9 +114,67 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--json", action="store_true")
     gr.add_argument("--csv", help="write one row per notebook to this CSV file")
     gr.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook")
+    gr.add_argument("--cell-timeout", type=float, default=120.0, help="seconds per cell")
+    gr.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (folder mode)")
     gr.add_argument("--solutions", default=None,
                     help="folder of solution notebooks whose check cells are used (default: solutions/)")
     gr.set_defaults(func=_grade)
+
+    sv = sub.add_parser("serve", help="run the simulated providers behind a local HTTP server")
+    sv.add_argument("--host", default="127.0.0.1", help="loopback only unless --allow-remote")
+    sv.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    sv.add_argument("--time-scale", type=float, default=1.0, help="run simulated time this much faster")
+    sv.add_argument("--seed", type=int, default=0)
+    sv.add_argument("--profile", choices=["exercise", "list-2026"], default="exercise")
+    sv.add_argument("--rate-tier", default=None, help="Anthropic usage tier for rate limits (tier-1, tier-4)")
+    sv.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail")
+    sv.add_argument("--fault-kinds", default="rate_limited,overloaded,server_error",
+                    help="comma-separated: rate_limited, overloaded, server_error, timeout")
+    sv.add_argument("--retry-after", type=float, default=2.0, help="simulated s an injected 429 asks for")
+    sv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    sv.add_argument("--backlog", type=int, default=1024, help="listen queue length")
+    sv.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    sv.add_argument("--handshake-ms", type=float, default=0.0,
+                    help="hold each new connection's first request this long (a remote API's TCP+TLS set-up)")
+    sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    sv.set_defaults(func=_serve)
+
+    rp = sub.add_parser("report", help="replay a workload through the baseline and the optimized pipeline")
+    rp.add_argument("--workload", required=True, help="a workload .jsonl file")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--prices", choices=["exercise", "list-2026"], default="exercise")
+    rp.add_argument("--redis", default=None, help="add a Redis cache layer at this URL")
+    rp.add_argument("--json", action="store_true", help="print the report as JSON")
+    rp.add_argument("--html", default=None, help="also write the monitor's HTML report here")
+    rp.add_argument("--only", default="", help="comma-separated optimizations to switch on alone")
+    rp.add_argument("--without", default="", help="comma-separated optimizations to switch off")
+    rp.add_argument("--fault-rate", type=float, default=0.0, help="share of provider calls that fail")
+    rp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    rp.add_argument("--contributions", action="store_true",
+                    help="also replay without each optimization in turn (one replay each)")
+    rp.set_defaults(func=_report)
+
+    dr = sub.add_parser("dashboard-report", help="replay a workload and write the monitor's HTML report")
+    dr.add_argument("--html", required=True, help="output .html file")
+    dr.add_argument("--workload", default="datasets/tiny.jsonl")
+    dr.add_argument("--seed", type=int, default=0)
+    dr.add_argument("--text-model", default="sonnet")
+    dr.add_argument("--slowdown", type=float, default=1.0, help="provider latency multiplier")
+    dr.add_argument("--slowdown-from", type=float, default=0.0, help="seconds into the replay")
+    dr.add_argument("--error-rate", type=float, default=0.0, help="injected provider failures")
+    dr.add_argument("--compare", action="store_true", help="also run without faults and compare")
+    dr.set_defaults(func=_dashboard_report)
+
+    lt = sub.add_parser("loadtest", help="drive a local `cfopt serve` (loopback targets only)")
+    lt.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000")
+    lt.add_argument("--requests", type=int, default=200, help="requests to send at most")
+    lt.add_argument("--concurrency", type=int, default=20, help="requests in flight at most")
+    lt.add_argument("--duration", type=float, default=30.0, help="stop issuing after S seconds")
+    lt.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    lt.add_argument("--endpoint", choices=["messages", "count_tokens", "photos", "health"],
+                    default="messages")
+    lt.add_argument("--json", action="store_true")
+    lt.set_defaults(func=_loadtest)
     return parser
 
 
@@ -92,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `cfopt ... | head` closed the pipe: not an error of ours
+        sys.stderr.close()
+        return 0
     except CfoptError as e:
         print(f"cfopt: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,169 @@
+"""The ASGI app: every route of the simulated providers, their errors, counters and access log.
+
+Routes (the wire formats of the real APIs; see each module):
+
+    POST /v1/messages                         Claude Messages, whole or streamed (anthropic.py)
+    POST /v1/messages/count_tokens            input tokens of a Messages request
+    POST /v1/messages/batches                 Message Batches: create, list, retrieve, cancel,
+    GET  /v1/messages/batches[/{id}[/results]]  results as JSON lines (batches.py)
+    POST /v1/messages/batches/{id}/cancel
+    POST /fal/{endpoint}                      fal.ai queue: submit, status, result (fal.py)
+    GET  /fal/{endpoint}/requests/{id}[/status]
+    GET  /unsplash/search/photos              Unsplash photo search (unsplash.py)
+    GET  /_cfopt/stats                        what reached the server: connections, requests, cost
+    POST /_cfopt/faults                       make the next calls fail: {"fail_next": [...]}
+    GET  /_cfopt/health                       {"ok": true}
+
+The access log (logger ``cfopt.server``) writes method, path without its query string, status
+and time: never a header, never a body, so API keys cannot reach it.
+
+>>> from starlette.testclient import TestClient
+>>> app = create_app(ServerConfig(time_scale=1000))
+>>> with TestClient(app) as client:
+...     r = client.post("/v1/messages", json={"model": "haiku", "max_tokens": 10})
+>>> r.status_code, r.json()["error"]["type"]
+(401, 'authentication_error')
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import CfoptError
+from . import anthropic, batches, fal, unsplash
+from .config import ServerConfig
+from .state import ServerState
+from .wire import WireError, error_response, read_json
+
+__all__ = ["create_app", "LOGGER_NAME"]
+
+LOGGER_NAME = "cfopt.server"
+log = logging.getLogger(LOGGER_NAME)
+
+
+def _style(path: str) -> str:
+    return "fal" if path.startswith("/fal/") else "unsplash" if path.startswith("/unsplash/") else "anthropic"
+
+
+async def _wire_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WireError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
+    return error_response(WireError(exc.status_code, kind, f"{message}: {request.url.path}",
+                                    style=_style(request.url.path)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # The message stays generic: an exception's text could quote a request body.
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(WireError(500, "api_error", "internal server error",
+                                    style=_style(request.url.path)))
+
+
+async def stats(request: Request) -> Response:
+    """``GET /_cfopt/stats``: the server's counters."""
+    state: ServerState = request.app.state.cfopt
+    return JSONResponse(dict(state.stats.snapshot(), pending_faults=state.fault_plan.pending(),
+                             clock_s=round(state.clock.now(), 6),
+                             time_scale=state.config.time_scale))
+
+
+async def faults(request: Request) -> Response:
+    """``POST /_cfopt/faults``: ``{"provider": "anthropic", "fail_next": ["overloaded"],
+    "retry_after_s": 1.0}`` queues failures; ``{"clear": true}`` drops them."""
+    state: ServerState = request.app.state.cfopt
+    body = await read_json(request, state.config.max_body_bytes)
+    if not isinstance(body, dict):
+        raise WireError(400, "invalid_request_error", "request body must be a JSON object")
+    if body.get("clear"):
+        state.fault_plan.clear()
+    kinds = body.get("fail_next", [])
+    provider = body.get("provider", "anthropic")
+    if not isinstance(kinds, list) or provider not in ("anthropic", "fal", "unsplash"):
+        raise WireError(400, "invalid_request_error",
+                        "fail_next: a list of fault kinds; provider: anthropic, fal or unsplash")
+    try:
+        state.fault_plan.add(kinds, provider=provider,
+                             retry_after_s=float(body.get("retry_after_s", 1.0)))
+    except (CfoptError, TypeError, ValueError) as e:
+        raise WireError(400, "invalid_request_error", str(e)) from None
+    return JSONResponse({"pending_faults": state.fault_plan.pending()})
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+class AccessLog:
+    """ASGI middleware: a request id on every answer, counters, and a log line without secrets."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), 0
+        request_id = self.state.new_id("req_")
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            endpoint = scope.get("endpoint")
+            route = getattr(endpoint, "__name__", "unrouted")
+            self.state.stats.count_request(route, status or 500)
+            log.info('%s "%s %s" %d %.1f ms', request_id, scope["method"], scope["path"],
+                     status or 500, (time.perf_counter() - t0) * 1000)
+
+
+def _routes() -> list[Route]:
+    return [
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
+        Route("/v1/messages/batches", batches.create_batch, methods=["POST"]),
+        Route("/v1/messages/batches", batches.list_batches, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}", batches.retrieve_batch, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}/cancel", batches.cancel_batch, methods=["POST"]),
+        Route("/v1/messages/batches/{batch_id}/results", batches.batch_results, methods=["GET"]),
+        *fal.routes(),
+        *unsplash.routes(),
+        Route("/_cfopt/stats", stats, methods=["GET"]),
+        Route("/_cfopt/faults", faults, methods=["POST"]),
+        Route("/_cfopt/health", health, methods=["GET"]),
+    ]
+
+
+def create_app(config: ServerConfig | None = None, *, state: ServerState | None = None) -> Starlette:
+    """A Starlette app serving the simulated providers (pass ``state`` to share or inspect it)."""
+    if state is None:
+        state = ServerState(config)
+    elif config is not None and config != state.config:
+        raise ValueError("pass either config or a state built from it, not two different ones")
+    handlers: dict[Any, Any] = {WireError: _wire_error, HTTPException: _http_error,
+                                Exception: _unexpected}
+    app = Starlette(routes=_routes(), exception_handlers=handlers)
+    app.state.cfopt = state
+    app.add_middleware(AccessLog, state=state)
+    return app

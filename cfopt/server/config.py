@@ -1,0 +1,96 @@
+"""How a local provider server is set up: one small value object, checked early.
+
+>>> ServerConfig(seed=3, time_scale=100)
+ServerConfig(seed=3, profile='exercise', time_scale=100)
+>>> ServerConfig(api_key="sk-planted", faults=Faults(overloaded=0.1))
+ServerConfig(seed=0, profile='exercise', time_scale=1, faults=Faults(overloaded=0.1), api_key='***')
+>>> check_host("127.0.0.1"), check_host("localhost")
+('127.0.0.1', 'localhost')
+>>> check_host("0.0.0.0")
+Traceback (most recent call last):
+cfopt.errors.ConfigError: refusing to listen on '0.0.0.0': not a loopback address; pass allow_remote=True (--allow-remote) to expose the simulated providers to other machines
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..pricing import DEFAULT_PROFILE, PROFILES
+from ..providers.base import Faults
+
+__all__ = [
+    "ServerConfig", "check_host", "is_loopback", "DEFAULT_HOST", "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_BACKLOG",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a 10 MB prompt is refused with 413, as issue 8 asks
+DEFAULT_BACKLOG = 1024  # stdlib servers default to 5; 50 concurrent clients then see ReadError
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ServerConfig:
+    """What the simulated providers behind the server do: seed, prices, speed, faults, limits.
+
+    ``time_scale`` speeds the real clock up: at 100, a 1.2 s time to first token takes 12 ms.
+    ``api_key``, when set, is the only key accepted; otherwise any non-empty key is. It never
+    appears in the repr.
+    """
+
+    seed: int = 0
+    profile: str = DEFAULT_PROFILE
+    time_scale: float = 1.0
+    faults: Faults = field(default_factory=Faults)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    api_key: str | None = field(default=None, repr=False)
+    rate_tier: str | None = None  # Anthropic usage tier for the rate limits; None: the catalog's default
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown price profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if not self.time_scale > 0:
+            raise ConfigError(f"time_scale must be positive, got {self.time_scale}")
+        object.__setattr__(self, "time_scale", float(self.time_scale))
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("api_key, when given, must be a non-empty string")
+
+    def __repr__(self) -> str:
+        # Only what differs from the defaults, so a notebook shows what matters; never the key.
+        parts = [f"seed={self.seed}", f"profile={self.profile!r}", f"time_scale={self.time_scale:g}"]
+        if self.faults != Faults():
+            changed = ", ".join(f"{f}={getattr(self.faults, f)!r}" for f in Faults.__dataclass_fields__
+                                if getattr(self.faults, f) != getattr(Faults(), f))
+            parts.append(f"faults=Faults({changed})")
+        if self.max_body_bytes != DEFAULT_MAX_BODY_BYTES:
+            parts.append(f"max_body_bytes={self.max_body_bytes}")
+        if self.rate_tier is not None:
+            parts.append(f"rate_tier={self.rate_tier!r}")
+        if self.api_key is not None:
+            parts.append("api_key='***'")
+        return f"ServerConfig({', '.join(parts)})"
+
+    @property
+    def api_key_set(self) -> bool:
+        return self.api_key is not None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, *, allow_remote: bool = False) -> str:
+    """Return ``host`` if the server may listen there; refuse non-loopback hosts unless allowed."""
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigError(
+            f"refusing to listen on {host!r}: not a loopback address; pass allow_remote=True "
+            "(--allow-remote) to expose the simulated providers to other machines")
+    return host

@@ -1,0 +1,130 @@
+"""What every route shares on the wire: reading bodies, API keys, and errors in each API's shape.
+
+A route raises ``WireError`` (or lets a ``ProviderError`` escape) and the app turns it into the
+answer the real API would give: Anthropic's ``{"type": "error", "error": {"type", "message"}}``,
+fal.ai's ``{"detail": ...}`` or Unsplash's ``{"errors": [...]}``, with the same status.
+
+Keys are read from ``x-api-key`` or ``Authorization: Bearer|Key|Client-ID``; no error message,
+log line or repr ever contains one.
+
+>>> e = WireError(404, "not_found_error", "model: claude-nope")
+>>> e.body()
+{'type': 'error', 'error': {'type': 'not_found_error', 'message': 'model: claude-nope'}}
+>>> WireError(404, "not_found_error", "unknown model", style="fal").body()
+{'detail': 'unknown model'}
+>>> retry_headers(RateLimited("slow down", retry_after=30.0), time_scale=60)
+{'retry-after': '1', 'retry-after-ms': '500'}
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ..errors import ProviderError, RateLimited
+
+__all__ = ["WireError", "read_json", "api_key", "require_key", "retry_headers",
+           "error_response", "provider_error", "STYLES"]
+
+STYLES = ("anthropic", "fal", "unsplash")
+_AUTH_SCHEMES = ("bearer", "key", "client-id")  # Anthropic SDK, fal.ai, Unsplash
+
+
+class WireError(Exception):
+    """An HTTP error answer: status, Anthropic's error type, a message, extra headers."""
+
+    def __init__(self, status: int, error_type: str, message: str, *,
+                 headers: dict[str, str] | None = None, style: str = "anthropic") -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown error style {style!r}; known: {', '.join(STYLES)}")
+        self.status, self.error_type, self.message = status, error_type, message
+        self.headers, self.style = dict(headers or {}), style
+        super().__init__(f"{status} {error_type}: {message}")
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body the real API sends for this error."""
+        if self.style == "fal":
+            return {"detail": self.message}
+        if self.style == "unsplash":
+            return {"errors": [self.message]}
+        return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+
+
+def error_response(e: WireError, request_id: str = "") -> Response:
+    """The response for ``e``; Unsplash's rate limit answer is plain text, as the real one is."""
+    headers = dict(e.headers)
+    if request_id:
+        headers["request-id"] = request_id
+    if e.style == "unsplash" and e.status == 403:
+        return PlainTextResponse(e.message, status_code=403, headers=headers)
+    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+
+def retry_headers(e: ProviderError, *, time_scale: float) -> dict[str, str]:
+    """``retry-after`` headers in wall-clock time: a simulated wait shrinks with the time scale."""
+    if not isinstance(e, RateLimited) or not math.isfinite(e.retry_after):
+        return {}
+    real_s = max(0.0, e.retry_after) / time_scale
+    # retry-after must be whole seconds; the SDK prefers the precise retry-after-ms when present.
+    return {"retry-after": str(max(1, math.ceil(real_s))), "retry-after-ms": str(round(real_s * 1000))}
+
+
+def provider_error(e: ProviderError, *, time_scale: float, style: str = "anthropic") -> WireError:
+    """The wire error for a simulated provider failure (status and type come from the error)."""
+    message = str(e) or e.error_type
+    return WireError(e.status, e.error_type, message, style=style,
+                     headers=retry_headers(e, time_scale=time_scale))
+
+
+async def read_json(request: Request, limit: int, *, style: str = "anthropic") -> Any:
+    """The request's JSON body; 413 past ``limit`` bytes (read no further), 400 if not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise WireError(413, "request_too_large",
+                        f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit",
+                        style=style)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # a chunked body has no content-length: stop reading here
+            raise WireError(413, "request_too_large",
+                            f"request body exceeds the {limit:,}-byte limit", style=style)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise WireError(400, "invalid_request_error", "request body is empty; expected JSON",
+                        style=style)
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        # The decoder's message names a position, never the body: the body may hold secrets.
+        raise WireError(400, "invalid_request_error",
+                        f"request body is not valid JSON: {err.__class__.__name__} at byte "
+                        f"{getattr(err, 'pos', getattr(err, 'start', 0))}", style=style) from None
+
+
+def api_key(request: Request) -> str | None:
+    """The API key the client sent, from ``x-api-key`` or ``Authorization``; None if none."""
+    key = request.headers.get("x-api-key", "").strip()
+    if key:
+        return key
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() in _AUTH_SCHEMES and value.strip():
+        return value.strip()
+    if request.url.path.startswith("/unsplash/"):
+        return request.query_params.get("client_id") or None  # Unsplash also takes ?client_id=
+    return None
+
+
+def require_key(request: Request, expected: str | None, *, style: str = "anthropic") -> None:
+    """Refuse a request without a key (or with the wrong one, when ``expected`` is set): 401."""
+    key = api_key(request)
+    if key is None:
+        raise WireError(401, "authentication_error",
+                        "no API key: send x-api-key or Authorization: Bearer", style=style)
+    if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
+        raise WireError(401, "authentication_error", "invalid x-api-key", style=style)
