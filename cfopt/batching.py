@@ -1,0 +1,323 @@
+"""BatchProcessor: queue tasks by aged priority, take them 25 at a time, send each group its way.
+
+Per batch, tasks are grouped by type and model, and each group takes the cheapest path that
+keeps its promise:
+
+- **grouped** text (high and medium priority): up to ``group_max`` prompts in one call that asks
+  for a JSON array with one answer per prompt. If the answer does not split (bad JSON, wrong
+  count), or the call fails, every task falls back to a call of its own; after
+  ``group_give_up`` replies in a row that do not split, that model is no longer grouped.
+- **batch_api** text of low priority: through the Message Batches API at half price, answered
+  when the batch ends (minutes, not seconds); fine for work nobody is waiting on.
+- **parallel** images, video, audio, photos: one call each, at most ``concurrency`` at a time.
+
+Every task submitted gets exactly one ``TaskResult``: its answer or its error, never both, never
+none, never twice. The sender is any ``asend(call)``: a provider, or ``Resilience`` around one.
+
+>>> from cfopt.providers import Providers
+>>> clock = VirtualClock()
+>>> bp = BatchProcessor(Providers(seed=0, clock=clock))
+>>> for i, priority in enumerate(["low", "high", "medium"]):
+...     bp.add_task(Task(f"img-{i}", "image", "a red kite", priority))
+>>> [(r.id, r.path, r.ok) for r in clock.run(bp.process_all())]   # high, medium, then low
+[('img-1', 'parallel', True), ('img-2', 'parallel', True), ('img-0', 'parallel', True)]
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Protocol
+
+from .clock import Clock, VirtualClock
+from .errors import ConfigError
+from .grouping import GROUP_SYSTEM, group_prompt, split_answers
+from .priority import PRIORITY_RANK, AgingQueue
+from .providers.base import Call, Result
+
+__all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "BatchProcessor", "DEFAULT_MODELS",
+           "group_prompt", "split_answers", "GROUP_SYSTEM"]
+
+DEFAULT_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
+                  "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
+                  "photo": "unsplash-search"}
+TEXT_TYPES = ("text", "analysis")
+
+class Sender(Protocol):
+    async def asend(self, call: Call) -> Result: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """How the processor batches: sizes, waits, aging, concurrency and which paths it uses."""
+
+    batch_size: int = 25            # tasks taken from the queue at a time
+    max_wait_s: float = 0.5         # a partial batch goes once its oldest task waited this long
+    aging_s: float | None = 30.0    # a waiting task climbs a priority level per aging_s
+    concurrency: int = 8            # media calls in flight at once, all batches together
+    workers: int = 4                # batches in flight at once
+    group_max: int = 10             # prompts per grouped text call
+    group_text: bool = True
+    # A model that keeps ignoring the grouped format doubles the calls: after this many replies
+    # in a row that do not split, its text goes one call per task.
+    group_give_up: int = 3
+    batch_api_for_low: bool = True  # low-priority text through the Message Batches API
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "concurrency", "workers", "group_max", "group_give_up"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_s < 0 or (self.aging_s is not None and self.aging_s <= 0):
+            raise ConfigError("max_wait_s must be >= 0 and aging_s positive or None")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work: what to make, how urgent, with which model (None: the type's default)."""
+
+    id: str
+    type: str
+    prompt: str
+    priority: str = "medium"
+    model: str | None = None
+    max_tokens: int | None = None
+    at: float | None = None         # when it arrives, for ``run``; None: at once
+
+    @classmethod
+    def from_request(cls, request: Any, model: str | None = None, index: int = 0) -> "Task":
+        """A task for a workload ``Request`` (its ``intent`` is never read)."""
+        return cls(request.id or f"req-{index}", request.type, request.prompt, request.priority,
+                   model, request.max_tokens, request.t)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The one outcome of one task: ``result`` or ``error``."""
+
+    id: str
+    priority: str
+    path: str                       # grouped | single | batch_api | parallel
+    result: Result | None = None
+    error: BaseException | None = None
+    cost_usd: float = 0.0           # this task's share of what its calls cost
+    enqueued_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def queued_s(self) -> float:
+        return self.started_at - self.enqueued_at
+
+
+@dataclass
+class BatchStats:
+    """What the processor did; ``cost_usd`` counts every provider call once."""
+
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    batches: int = 0
+    provider_calls: int = 0
+    grouped_calls: int = 0
+    split_failures: int = 0         # grouped calls whose answer did not split, or that failed
+    grouping_stopped: list[str] = field(default_factory=list)   # models no longer grouped
+    single_calls: int = 0
+    batch_api_calls: int = 0
+    parallel_calls: int = 0
+    cost_usd: float = 0.0
+    by_path: dict[str, int] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    """Queue tasks by aged priority and process them in batches through ``sender``."""
+
+    def __init__(self, sender: Sender, *, config: BatchConfig | None = None,
+                 clock: Clock | None = None, models: dict[str, str] | None = None) -> None:
+        self.sender = sender
+        self.config = config if config is not None else BatchConfig()
+        self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
+        self.models = {**DEFAULT_MODELS, **(models or {})}
+        self.queue: AgingQueue[tuple[Task, float]] = AgingQueue(self.config.aging_s, self.clock)
+        self.stats = BatchStats()
+        self._ids: set[str] = set()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._auto = itertools.count()
+        self._bad_replies: dict[str, int] = {}   # model -> grouped replies in a row that failed to split
+
+    def __repr__(self) -> str:
+        return f"BatchProcessor(config={self.config!r}, pending={len(self.queue)})"
+
+    # --- the queue ------------------------------------------------------------------------
+    def add_task(self, task: Task) -> None:
+        """Queue ``task``; its id must be new (so every id gets exactly one result)."""
+        if task.id in self._ids:
+            raise ConfigError(f"task id {task.id!r} was already submitted")
+        if task.type not in self.models:
+            raise ConfigError(f"unknown task type {task.type!r}; known: {', '.join(self.models)}")
+        if task.priority not in PRIORITY_RANK:
+            raise ConfigError(f"unknown priority {task.priority!r}; known: high, medium, low")
+        self._ids.add(task.id)
+        self.stats.submitted += 1
+        self.queue.push((task, self.clock.now()), task.priority)
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def next_batch(self) -> list[tuple[Task, float]]:
+        """Take the next ``batch_size`` tasks (with their arrival times) by aged priority."""
+        return self.queue.pop_many(self.config.batch_size)
+
+    # --- running --------------------------------------------------------------------------
+    async def process_all(self) -> list[TaskResult]:
+        """Process every queued task, batch after batch; return their results."""
+        out: list[TaskResult] = []
+        while len(self.queue):
+            out += await self.process_batch(self.next_batch())
+        return out
+
+    async def run(self, tasks: Iterable[Task]) -> list[TaskResult]:
+        """Replay ``tasks`` arriving at their ``at`` times; ``workers`` batches in flight."""
+        out: list[TaskResult] = []
+        wake = asyncio.Event()
+        feeding = True
+
+        async def feed() -> None:
+            nonlocal feeding
+            for task in sorted(tasks, key=lambda t: t.at or 0.0):
+                if task.at is not None and task.at > self.clock.now():
+                    await self.clock.asleep(task.at - self.clock.now())
+                self.add_task(task)
+                wake.set()
+            feeding = False
+            wake.set()
+
+        async def work() -> None:
+            while feeding or len(self.queue):
+                waited = self.queue.oldest_wait()
+                full = len(self.queue) >= self.config.batch_size
+                # due within a nanosecond counts as due: a tinier timeout would not move a
+                # clock that reads hundreds of seconds (float spacing), and the loop would spin
+                due = waited >= self.config.max_wait_s - 1e-9
+                if not len(self.queue) or (feeding and not full and not due):
+                    wake.clear()
+                    timeout = self.config.max_wait_s - waited if len(self.queue) else None
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                out.extend(await self.process_batch(self.next_batch()))
+
+        await asyncio.gather(feed(), *(work() for _ in range(self.config.workers)))
+        return out
+
+    async def process_batch(self, batch: list[tuple[Task, float]]) -> list[TaskResult]:
+        """Process one batch; return exactly one ``TaskResult`` per task, in batch order."""
+        self.stats.batches += 1
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        started = self.clock.now()
+        done: dict[str, TaskResult] = {}
+
+        def settle(task: Task, enq: float, path: str, result: Result | None = None,
+                   error: BaseException | None = None, cost: float = 0.0) -> None:
+            if task.id in done:  # a second outcome for one task would be a bug: keep the first
+                return
+            done[task.id] = TaskResult(task.id, task.priority, path, result, error, cost, enq,
+                                       started, self.clock.now())
+
+        groups: dict[tuple[str, str, str], list[tuple[Task, float]]] = {}
+        for task, enq in batch:
+            model = task.model or self.models[task.type]
+            if task.type in TEXT_TYPES:
+                path = ("batch_api" if task.priority == "low" and self.config.batch_api_for_low
+                        else "grouped" if self._groups(model) else "single")
+            else:
+                path = "parallel"
+            groups.setdefault((path, task.type, model), []).append((task, enq))
+        jobs = []
+        for (path, _type, model), items in groups.items():
+            if path == "grouped":
+                for i in range(0, len(items), self.config.group_max):
+                    jobs.append(self._grouped(items[i:i + self.config.group_max], model, settle))
+            else:
+                jobs.extend(self._single(t, e, model, path, settle) for t, e in items)
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+        crash = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        results = []
+        for task, enq in batch:  # whatever went wrong above, no task leaves without an outcome
+            if task.id not in done:
+                settle(task, enq, "single", error=crash or RuntimeError("task was not processed"))
+            r = done[task.id]
+            if r.ok:
+                self.stats.succeeded += 1
+            else:
+                self.stats.failed += 1
+            self.stats.by_path[r.path] = self.stats.by_path.get(r.path, 0) + 1
+            results.append(r)
+        return results
+
+    # --- the paths ------------------------------------------------------------------------
+    def _call(self, task: Task, model: str, batch: bool = False) -> Call:
+        return Call(model, task.prompt, max_tokens=task.max_tokens, batch=batch)
+
+    async def _send(self, call: Call) -> Result:
+        self.stats.provider_calls += 1
+        result = await self.sender.asend(call)
+        self.stats.cost_usd += result.cost_usd
+        return result
+
+    async def _single(self, task: Task, enq: float, model: str, path: str, settle: Any) -> None:
+        try:
+            if path == "parallel":
+                assert self._semaphore is not None
+                async with self._semaphore:
+                    self.stats.parallel_calls += 1
+                    result = await self._send(self._call(task, model))
+            else:
+                batch = path == "batch_api"
+                if batch:
+                    self.stats.batch_api_calls += 1
+                else:
+                    self.stats.single_calls += 1
+                result = await self._send(self._call(task, model, batch=batch))
+        except Exception as error:  # each task owns its error; the batch goes on
+            settle(task, enq, path, error=error)
+        else:
+            settle(task, enq, path, result=result, cost=result.cost_usd)
+
+    def _groups(self, model: str) -> bool:
+        return self.config.group_text and self._bad_replies.get(model, 0) < self.config.group_give_up
+
+    def _reply_split(self, model: str, ok: bool) -> None:
+        misses = 0 if ok else self._bad_replies.get(model, 0) + 1
+        self._bad_replies[model] = misses
+        if misses == self.config.group_give_up:
+            self.stats.grouping_stopped.append(model)
+
+    async def _grouped(self, items: list[tuple[Task, float]], model: str, settle: Any) -> None:
+        if len(items) == 1:
+            return await self._single(*items[0], model, "single", settle)
+        system, prompt = group_prompt([t.prompt for t, _ in items])
+        max_tokens = sum(t.max_tokens or 1024 for t, _ in items)
+        self.stats.grouped_calls += 1
+        answers = None
+        try:
+            result = await self._send(Call(model, prompt, system=system,
+                                           max_tokens=min(max_tokens, 64000)))
+        except Exception:
+            pass  # a failed grouped call is retried the safe way: one call per task
+        else:
+            answers = split_answers(result.content, len(items))
+            self._reply_split(model, answers is not None)
+        if answers is None:
+            self.stats.split_failures += 1
+            await asyncio.gather(*(self._single(t, e, model, "single", settle) for t, e in items))
+            return
+        share = result.cost_usd / len(items)
+        for (task, enq), answer in zip(items, answers):
+            settle(task, enq, "grouped", result=replace(result, content=answer), cost=share)
