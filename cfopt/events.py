@@ -25,7 +25,8 @@ class Event:
     """Something that happened at clock time ``t``.
 
     ``kind`` groups events: "metric" (a measured value), "alert" (a threshold crossed),
-    "anomaly" (a sudden shift), "error" (a failure seen). ``data`` holds the details.
+    "anomaly" (a sudden shift), "error" (a request that ended without an answer), "retry" (one
+    failed attempt that resilience will retry or route elsewhere). ``data`` holds the details.
     """
 
     t: float

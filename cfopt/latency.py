@@ -40,22 +40,13 @@ from .errors import ConfigError
 from .lazy import LazyContent, LazyLoader
 from .microbatch import MicroBatcher
 from .providers.base import Call, Result
+from .series import percentile  # the monitor's percentile: one definition for the kit
 
 __all__ = ["PerformanceOptimizer", "Percentiles", "LatencySummary", "latency_summary",
            "percentile", "response_time", "Compressed", "compress", "decompress",
            "COMPRESS_THRESHOLD"]
 
 COMPRESS_THRESHOLD = 1_000        # characters; below it gzip's ~20-byte header eats the gain
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values``, interpolated linearly (as numpy)."""
-    if not values:
-        return math.nan
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,8 +151,10 @@ class PerformanceMonitor:
                 self.track(f"hit_rate.{e.data.get('layer', 'cache')}", e.value, e.t)
             else:
                 self.track(name, e.value, e.t)
-        elif kind == "error":
+        elif kind == "error":  # a request that ended without an answer
             self.track("error_rate", 1.0, e.t)
+        elif kind == "retry":  # one failed attempt of a request that may still succeed
+            self.track("retries", 1.0, e.t)
         elif kind in ("alert", "anomaly"):
             (self.alerts if kind == "alert" else self.anomalies).append(e)
             for listener in tuple(self._notice_listeners):

@@ -260,5 +260,6 @@ class Resilience:
 
     def _publish(self, name: str, req: _Request, error: ProviderError, **data: Any) -> None:
         if self.bus is not None:
-            self.bus.publish(Event(self.clock.now(), "error", name, data={
+            # kind "retry": one attempt failed; whether the request failed is its caller's event
+            self.bus.publish(Event(self.clock.now(), "retry", name, data={
                 "model": req.call.model, "status": error.status, "attempt": req.attempts, **data}))
