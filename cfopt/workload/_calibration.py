@@ -1,9 +1,16 @@
-"""Figures measured on the Azure LLM inference trace, used by the generator as constants.
+"""Figures measured on the Azure LLM inference trace, kept as constants for the generator.
 
 Source: the Azure LLM inference trace of 2023-11-16, one hour of two services ("conv", a chat
 service; "code", a coding assistant), each request a ``TIMESTAMP, ContextTokens,
 GeneratedTokens`` row. Patel et al., "Splitwise: Efficient generative LLM inference using phase
 splitting", ISCA 2024; data from Azure/AzurePublicDataset (``data/``), licence CC-BY 4.0.
+
+The arrival figures shape the generator's traffic. The output-length figures (``output_median``,
+``output_p95``) shape no generated field. The simulated Claude decides how long an answer is
+(``cfopt.providers.lengths`` interpolates the conv trace's output quantiles when a prompt asks
+for no length), and a request's ``max_tokens`` is the cap an app sets above the answer it
+expects (``_vocabulary``; an assumption: the trace's GeneratedTokens are answers, not caps).
+The figures stay here to compare simulated answers with (``tests/test_workload_trace.py``).
 
 The generator never reads the trace: a user's clone does not have it. ``measure(folder)``
 derives every figure below from the CSV files, and ``tests/test_workload_trace.py`` checks

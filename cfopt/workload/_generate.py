@@ -34,9 +34,13 @@ The model, in order:
    translate) keeps its case and punctuation. Those paraphrases keep the intent; any other
    difference (topic, number, on/off, with/without) is another intent.
 5. Per intent, ``quality`` and ``max_tokens`` are fixed (a cache may key on them); ``priority``
-   varies per request. Text ``max_tokens`` follow the conv trace's output lengths (median 129,
-   p95 451 tokens) and analysis ones the code trace's (median 13, p95 90), through per-task
-   log-normal medians; word-count tasks use 1.34 tokens per word.
+   varies per request. ``max_tokens`` is a cap with headroom, as an app sets it, not the
+   answer's expected length: a "300-word" task gets 300 x 1.34 tokens per word x
+   ``CAP_HEADROOM`` (1.5), rounded up to the next hundred (700); other tasks a fixed cap per
+   task (``_vocabulary``: 16 for a label, 128 for a caption, 1024 for free-length copy). The
+   answers themselves are the simulator's business (``cfopt.providers.lengths``: lengths asked
+   for in the prompt, else the Azure conv trace's output lengths); with these caps fewer than
+   1% of them are cut short, even on opus, the longest writer (``tests/test_workload_caps.py``).
 
 The shares in 2 and 3 are assumptions, not measurements, tuned so that the hit-rate ceiling
 (1 - distinct intents / requests) lands near 0.75 at 5,000 requests an hour: measured
@@ -60,7 +64,7 @@ from ._vocabulary import DOC_SLOTS, DOMAINS, POOLS, SNIPPETS, TASKS, Task, docum
 
 __all__ = ["generate", "REQUESTS_PER_USER", "MIN_USERS", "MAX_USERS", "TAIL_SHARE",
            "POPULAR_SHARE", "ZIPF_S", "POPULAR_PER_REQUEST", "MIN_POPULAR", "HABIT_NEW",
-           "SESSION_SHARE", "FAVOURITE_SHARE", "DOC_POOL"]
+           "SESSION_SHARE", "FAVOURITE_SHARE", "DOC_POOL", "CAP_HEADROOM"]
 
 # All assumed (no trace measures them); tuned for a hit-rate ceiling near 0.75 at 5,000 requests.
 REQUESTS_PER_USER = 14     # one customer per 14 requests ...
@@ -75,6 +79,9 @@ HABIT_NEW = 1.2            # Chinese-restaurant concentration: higher, fewer rep
 SESSION_SHARE = 0.4        # requests from a customer among the last six active
 FAVOURITE_SHARE = 0.8      # new habits from one of the customer's three favourite tasks
 DOC_POOL = 25              # documents per domain and kind that customers share and repeat
+# Also assumed: an app asking for N words sets max_tokens to N x tokens per word x this, so that
+# a long answer is not cut short (a 500-word post gets 1,100 tokens, not 670).
+CAP_HEADROOM = 1.5
 _ITEM_SLOTS = ("product", "review", "ticket", "article", "snippet", "topic", "photo")
 _PHOTO_MODS = ("", " at night", " close-up", " aerial view", " black and white")
 
@@ -141,13 +148,10 @@ class _Generator:
         prompt = task.template.format(**{k: v[0] for k, v in slots.items()})
         prop = random.Random(f"cfopt-intent:{label}")  # fixed per intent, whatever the seed
         quality = prop.choices(QUALITIES, weights=task.quality)[0]
-        max_tokens = None
-        if task.per_word:
+        max_tokens = task.max_tokens
+        if task.per_word:  # room for the words asked for and then some, in whole hundreds
             words = int(slots.get("words", slots.get("pwords"))[0])
-            max_tokens = math.ceil(words * task.per_word / 10) * 10
-        elif task.tokens and task.type in ("text", "analysis"):
-            median, log_sd = task.tokens
-            max_tokens = max(4, round(median * math.exp(prop.gauss(0.0, log_sd))))
+            max_tokens = math.ceil(round(words * task.per_word * CAP_HEADROOM, 6) / 100) * 100
         intent = _Intent(label, task, prompt, quality, max_tokens)
         self.intents[label] = intent
         return intent

@@ -8,6 +8,16 @@ emojis, "300-word" / "500-word").
 
 Customers are small businesses in one of ``DOMAINS``; a domain supplies topics, products, scenes
 and photo queries, so a customer keeps returning to the same few subjects.
+
+A text or analysis task's ``max_tokens`` is what ContentFlow's app would set for it: a cap with
+headroom over the answer it expects, never the expected length itself (a cap at the expected
+length cuts half the answers short). Word-count tasks derive it from the words asked for
+(``per_word``, with ``CAP_HEADROOM`` in ``_generate``); the others carry a fixed cap, a round
+number like an app's defaults, above the longest answer the task's prompt asks for and mostly
+twice that or more (the comments give the answer sizes; ``cfopt.providers.lengths`` says how the
+simulated Claude sizes answers). Free-length tasks (no length asked for) get answers shaped
+like the Azure trace's (p99 601 tokens, max 1,000), hence 1024. The caps are assumptions, not
+measurements: the trace records answers, not the caps they were written under.
 """
 from __future__ import annotations
 
@@ -27,8 +37,8 @@ class Task:
     template: str                          # canonical prompt; ``{slot}`` placeholders
     quality: tuple[float, float, float]    # P(low), P(standard), P(critical) per intent
     priority: tuple[float, float, float]   # P(high), P(medium), P(low) per request
-    tokens: tuple[float, float] | None = None  # max_tokens: (median, log-sd) per intent
-    per_word: float = 0.0                  # or max_tokens from the ``words`` slot (tokens/word)
+    max_tokens: int | None = None          # the output cap the app sets for this task ...
+    per_word: float = 0.0                  # ... or one from the ``words`` slot (tokens/word)
     polite: bool = True                    # customers may add "please" and friends
     bulk: bool = False                     # may arrive in bulk bursts (a list of items)
 
@@ -48,36 +58,36 @@ TASKS: tuple[Task, ...] = (
          (0.05, 0.95, 0.0), (0.2, 0.5, 0.3), per_word=1.34, bulk=True),
     Task("social_caption", _T, 0.090,
          "Write a {platform} caption about {topic}, {emoji} emojis.",
-         (0.35, 0.65, 0.0), (0.4, 0.5, 0.1), tokens=(90, 0.35)),
+         (0.35, 0.65, 0.0), (0.4, 0.5, 0.1), max_tokens=128),  # a caption: ~45 tokens
     Task("email_subject", _T, 0.060, "Suggest {count} email subject lines for {campaign}.",
-         (0.5, 0.5, 0.0), (0.4, 0.5, 0.1), tokens=(90, 0.35)),
+         (0.5, 0.5, 0.0), (0.4, 0.5, 0.1), max_tokens=256),  # 3-10 lines: ~35-140 tokens
     Task("seo_meta", _T, 0.050,
          "Write an SEO meta description of at most 155 characters for a page about {topic}.",
-         (0.1, 0.9, 0.0), (0.1, 0.5, 0.4), tokens=(60, 0.2), bulk=True),
+         (0.1, 0.9, 0.0), (0.1, 0.5, 0.4), max_tokens=128, bulk=True),  # 155 chars: ~40
     Task("help_article", _T, 0.040,
          "Write step-by-step instructions to turn {switch} {feature} in {app}.",
-         (0.0, 1.0, 0.0), (0.2, 0.6, 0.2), tokens=(400, 0.12)),
+         (0.0, 1.0, 0.0), (0.2, 0.6, 0.2), max_tokens=2048),  # "step by step": free x 2, p99 1,200
     Task("newsletter_intro", _T, 0.030,
          "Write a short intro paragraph for our {month} newsletter about {topic}.",
-         (0.1, 0.9, 0.0), (0.1, 0.6, 0.3), tokens=(180, 0.3)),
+         (0.1, 0.9, 0.0), (0.1, 0.6, 0.3), max_tokens=512),  # "short": free x 0.45, max ~500
     Task("translation", _T, 0.050, "Translate into {language}: {snippet}",
-         (0.0, 1.0, 0.0), (0.3, 0.5, 0.2), tokens=(45, 0.3), bulk=True),
+         (0.0, 1.0, 0.0), (0.3, 0.5, 0.2), max_tokens=128, bulk=True),  # a UI string: ~10-25
     Task("summary", _T, 0.040, "Summarize this article in {bullets} bullet points:\n\n{article}",
-         (0.1, 0.9, 0.0), (0.2, 0.6, 0.2), tokens=(200, 0.3)),
+         (0.1, 0.9, 0.0), (0.2, 0.6, 0.2), max_tokens=256),  # 3-5 bullets: ~55-105
     Task("press_release", _T, 0.015, "Write a press release announcing {news} for {company}.",
-         (0.0, 0.4, 0.6), (0.3, 0.6, 0.1), tokens=(430, 0.15)),
+         (0.0, 0.4, 0.6), (0.3, 0.6, 0.1), max_tokens=1024),  # free length: p99 ~600
     Task("legal_notice", _T, 0.012, "Draft a {notice} for {company} serving customers in {region}.",
-         (0.0, 0.1, 0.9), (0.2, 0.7, 0.1), tokens=(410, 0.15)),
+         (0.0, 0.1, 0.9), (0.2, 0.7, 0.1), max_tokens=1024),  # free length: p99 ~600
     Task("health_copy", _T, 0.013, "Write patient-friendly copy explaining {health}.",
-         (0.0, 0.2, 0.8), (0.2, 0.7, 0.1), tokens=(400, 0.15)),
+         (0.0, 0.2, 0.8), (0.2, 0.7, 0.1), max_tokens=1024),  # free length: p99 ~600
     Task("sentiment_analysis", _A, 0.045,
          "Classify the sentiment of this customer review as positive, negative or mixed: {review}",
-         (0.2, 0.8, 0.0), (0.2, 0.4, 0.4), tokens=(10, 0.4), bulk=True),
+         (0.2, 0.8, 0.0), (0.2, 0.4, 0.4), max_tokens=16, bulk=True),  # a label: ~2
     Task("keyword_extraction", _A, 0.030, "Extract {kcount} SEO keywords from this text: {article}",
-         (0.3, 0.7, 0.0), (0.1, 0.5, 0.4), tokens=(45, 0.5), bulk=True),
+         (0.3, 0.7, 0.0), (0.1, 0.5, 0.4), max_tokens=100, bulk=True),  # 5-10 lines: ~35-80
     Task("ticket_routing", _A, 0.030,
          "Route this support ticket to billing, shipping, account or product: {ticket}",
-         (0.2, 0.8, 0.0), (0.5, 0.4, 0.1), tokens=(8, 0.3), bulk=True),
+         (0.2, 0.8, 0.0), (0.5, 0.4, 0.1), max_tokens=16, bulk=True),  # a label: ~2
     Task("hero_image", "image", 0.050,
          "A {style} hero image of {scene}, {light}, {people} people, 16:9.",
          (0.1, 0.9, 0.0), (0.3, 0.6, 0.1)),
