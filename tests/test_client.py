@@ -179,3 +179,20 @@ def test_async_errors_are_typed_too(serve):
     limited, overloaded = asyncio.run(main())
     assert isinstance(limited, RateLimited) and limited.retry_after == pytest.approx(0.5)
     assert isinstance(overloaded, Overloaded)
+
+
+def test_sharded_async_pool_splits_connections_and_counts_them_all(serve):
+    url = serve(ServerConfig(time_scale=200))
+
+    async def main() -> PoolStats:
+        limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+        async with AsyncCfoptClient(url, api_key=PLANTED, limits=limits, shards=5) as client:
+            answers = await asyncio.gather(*(client.messages("haiku", f"Tagline {i}", max_tokens=30)
+                                             for i in range(40)))
+            assert all(a["type"] == "message" for a in answers)
+            return client.pool_stats()
+    pool = asyncio.run(main())
+    assert pool.requests == 40 and 5 <= pool.connections_opened <= 10   # 5 pools of at most 2
+    assert server_connections(url) == pool.connections_opened + 1
+    with pytest.raises(ValueError):
+        AsyncCfoptClient(url, api_key=PLANTED, shards=0)
