@@ -13,7 +13,7 @@ from cfopt.cache.evaluate import (choose_threshold, evaluate_workload, load_mrpc
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from cfopt.providers.base import Call
-from cfopt.workload import load
+from cfopt.workload import generate, load
 
 from test_cache_manager import CountingProvider
 
@@ -32,6 +32,31 @@ LOOK_ALIKES = [
      "Summarize the report and mention the budget figures for the second quarter"),
     ("A 3D render hero image of a barista pouring latte art, golden-hour light, with people",
      "A 3D render hero image of a barista pouring latte art, soft daylight, with people"),
+    # a changed month, in either case
+    ("Write a short intro paragraph for our May newsletter about cold brew at home.",
+     "Write a short intro paragraph for our September newsletter about cold brew at home."),
+    ("write a short intro paragraph for our may newsletter about cold brew at home",
+     "write a short intro paragraph for our july newsletter about cold brew at home"),
+    # a changed name
+    ("Write a press release announcing a new office in Berlin for our coffee roastery in Lisbon",
+     "Write a press release announcing a new office in Madrid for our coffee roastery in Lisbon"),
+    # a changed topic word in a longer request
+    ("Write an SEO meta description of at most 155 characters for a page about running in winter.",
+     "Write an SEO meta description of at most 155 characters for a page about winter pruning."),
+    # the same instruction on another text: two reviews built from the same sentences
+    ("Classify the sentiment of this customer review as positive, negative or mixed: I bought a "
+     "ceramic pour-over dripper for my partner. Great value for the price. It looks even better "
+     "than in the photos.",
+     "Classify the sentiment of this customer review as positive, negative or mixed: I bought a "
+     "compost bin for my partner. It looks even better than in the photos. Great value for the price."),
+    ("Summarize this article in 3 bullet points:\n\nCosts vary a lot, so compare at least three "
+     "options before you buy. Rest days comes up in almost every question our readers send us. The "
+     "results surprised us: small changes added up quickly.",
+     "Summarize this article in 3 bullet points:\n\nHome Wi-Fi security comes up in almost every "
+     "question our readers send us. Costs vary a lot, so compare at least three options before you "
+     "buy. The results surprised us: small changes added up quickly."),
+    # a repeated word in a short request
+    ("coffee beans close-up", "coffee beans close-up close-up"),
 ]
 PARAPHRASES = [
     ("Write blog posts about grooming cats", "write a blog post about grooming the cat"),
@@ -39,6 +64,13 @@ PARAPHRASES = [
      "pressures across the euro zone economy",
      "Citing inflation pressures across the euro zone economy, the central bank on Tuesday "
      "raised interest rates by a quarter point"),
+    # the instruction reworded, the text it works on the same (case and spacing aside)
+    ("Classify the sentiment of this customer review as positive or negative: The box arrived "
+     "damaged. Nobody answered my emails.",
+     "please classify the sentiment of the following customer review as positive or negative:  "
+     "the box arrived damaged.  Nobody answered my emails"),
+    ("Write a short intro paragraph for our May newsletter about cold brew at home.",
+     "For our May newsletter, write a short intro paragraph about cold brew at home"),
 ]
 
 
@@ -134,9 +166,18 @@ def test_critical_and_other_tenants_get_no_semantic_hits():
     assert m.fetch(near, tenant="acme", **scope).source == "provider"
 
 
-@pytest.mark.parametrize("path", ["datasets/contentflow_1h.jsonl", "datasets/tiny.jsonl"])
-def test_workload_false_hits_stay_under_half_a_percent(path):
-    requests = load(path)
+# The shipped files and freshly generated workloads of other seeds and sizes, so a detector
+# tuned to one file fails here (the detector before its name, date, topic and quoted-text guards
+# had 0.84% and 0.65% false hits on the two generated ones).
+WORKLOADS = {"contentflow_1h": lambda: load("datasets/contentflow_1h.jsonl"),
+             "tiny": lambda: load("datasets/tiny.jsonl"),
+             "generated_seed99_5000": lambda: generate(5000, seed=99),
+             "generated_seed5_2000": lambda: generate(2000, seed=5)}
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_workload_false_hits_stay_under_half_a_percent(name):
+    requests = WORKLOADS[name]()
     precise = evaluate_workload(requests, ContentDeduplication())
     assert precise.false_hit_rate < 0.005, precise
     exercise = evaluate_workload(requests, ExerciseDeduplication())

@@ -6,8 +6,12 @@ miss (a miss costs money; a false hit costs trust). So the detector here is buil
 - ``ExerciseDeduplication``: the exercise's reference, bag-of-words cosine >= 0.85, a linear scan.
 - ``ContentDeduplication``: weighted word coverage in both directions (every important word of
   each prompt must appear in the other), vetoed by guards for what a similarity score blurs:
-  a different number, a negation, an opposite ("on"/"off"), any content word changed in a
-  short request, template slots filled differently ("orange tones" / "green tones").
+  a different number, a negation, an opposite ("on"/"off"), a name, month or weekday swapped
+  for another ("May" / "September"), a word of the topic swapped ("about running in winter" /
+  "about winter pruning"), any content word changed or repeated in a short request, template
+  slots filled differently ("orange tones" / "green tones"), and for a request that carries a
+  text after a colon (a review to classify, an article to summarize) any change in that text:
+  the instruction may be reworded, the text it works on may not (``cfopt.cache.text``).
   Look-up goes through an inverted index with prefix filtering: it never scans every entry.
 
 >>> dedup = ContentDeduplication()
@@ -17,6 +21,9 @@ miss (a miss costs money; a false hit costs trust). So the detector here is buil
 >>> dedup.find("Write a blog post about how to groom long-haired dogs") is None   # topic
 True
 >>> dedup.similarity("turn on dark mode in the app", "turn off dark mode in the app")
+0.0
+>>> dedup.similarity("Summarize this review: Great value. It broke after a week.",
+...                  "Please summarize the review: Great value. It broke after a month.")
 0.0
 """
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Hashable, Iterable
 from ..errors import ConfigError
 from .exercise_dedup import ExerciseDeduplication
 from .records import Match
-from .text import content_sequence, content_stems, numbers, opposites, polarity, words
+from .text import PREFIX, Features, features, names_or_dates_changed, opposites, topic_changed
 
 __all__ = ["ContentDeduplication", "ExerciseDeduplication", "Match", "DEFAULT_THRESHOLD"]
 
@@ -39,7 +46,6 @@ __all__ = ["ContentDeduplication", "ExerciseDeduplication", "Match", "DEFAULT_TH
 DEFAULT_THRESHOLD = 0.76
 SHORT_TERMS = 6  # below this many content words, a request must keep all of them
 _EMPTY: frozenset[int] = frozenset()
-PREFIX = 5  # stems sharing their first 5 letters match ("organise"/"organising")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +53,21 @@ class _Entry:
     key: str
     prompt: str
     scope: Hashable
-    tokens: tuple[str, ...]
-    terms: frozenset[str]
-    numbers: tuple[str, ...]
-    polarity: int
-    sequence: tuple[str, ...]     # content stems in order, for the slot guard
+    features: Features            # what the detector read from the prompt
     prefix: tuple[str, ...]       # the heaviest terms: the only ones indexed
 
 
-def _terms(tokens: list[str]) -> frozenset[str]:
-    return frozenset(t[:PREFIX] for t in content_stems(tokens))
+def _bag(sequence: Iterable[str]) -> tuple[str, ...]:
+    """Return the terms of a content sequence with their repeats, in a canonical order."""
+    return tuple(sorted(t[:PREFIX] for t in sequence))
+
+
+def _guarded(a: Features, b: Features) -> bool:
+    """Say whether a name, a date or a topic word was swapped, or an opposite put in.
+
+    Each changes what is asked while leaving most words shared, so the score cannot see it.
+    """
+    return names_or_dates_changed(a, b) or topic_changed(a, b) or opposites(a.tokens, b.tokens)
 
 
 class ContentDeduplication:
@@ -71,8 +82,9 @@ class ContentDeduplication:
         self.threshold, self.short_terms = float(threshold), short_terms
         self._entries: dict[int, _Entry] = {}
         self._by_key: dict[str, set[int]] = defaultdict(set)
-        # Postings per scope and per (numbers, negation parity): entries whose numbers or
-        # negation differ from the query's are vetoed anyway, so they are never candidates.
+        # Postings per scope and per signature (numbers, negation parity, quoted body):
+        # entries whose signature differs from the query's are vetoed anyway, so they are
+        # never candidates.
         self._postings: dict[tuple, set[int]] = defaultdict(set)
         self._df: Counter[str] = Counter()
         self._docs = 0
@@ -90,7 +102,7 @@ class ContentDeduplication:
     def fit(self, texts: Iterable[str]) -> "ContentDeduplication":
         """Count term frequencies in ``texts`` (no labels), so rare words weigh more."""
         for text in texts:
-            self._df.update(_terms(words(text)))
+            self._df.update(features(text).terms)
             self._docs += 1
         return self
 
@@ -98,13 +110,16 @@ class ContentDeduplication:
         return math.log((self._docs + 1) / (self._df.get(term, 0) + 1)) + 1.0
 
     # -- the pairwise score ----------------------------------------------------------------------
-    def _vetoed(self, a: tuple, b: tuple) -> bool:
+    def _vetoed(self, a: Features, b: Features) -> bool:
         """Say whether a guard forbids matching, whatever the score (cheap guards)."""
-        if a[2] != b[2] or a[3] != b[3]:   # numbers or negation parity differ
+        if a.signature != b.signature:   # numbers, negation or quoted body differ
             return True
-        if min(len(a[1]), len(b[1])) < self.short_terms and a[1] != b[1]:
-            return True  # in a short request every content word is the request
-        return opposites(a[0], b[0])
+        if min(len(a.terms), len(b.terms)) < self.short_terms and (
+                _bag(a.sequence) != _bag(b.sequence)):
+            # In a short request every content word is the request, and so is how often it
+            # comes: "coffee beans close-up close-up" may be a slip or an emphasis; no guess.
+            return True
+        return _guarded(a, b)
 
     @staticmethod
     def _slots_swapped(sa: list[str] | tuple, sb: list[str] | tuple) -> bool:
@@ -136,15 +151,15 @@ class ContentDeduplication:
         total = sum(self._weight(t) for t in a)
         return sum(self._weight(t) for t in a & b) / total if total else 1.0
 
-    def _features(self, text: str) -> tuple:
-        tokens = words(text)
-        return (tokens, _terms(tokens), tuple(sorted(numbers(tokens))), polarity(tokens))
+    @staticmethod
+    def _features(text: str) -> Features:
+        return features(text)
 
-    def _score(self, fa: tuple, fb: tuple) -> float:
+    def _score(self, fa: Features, fb: Features) -> float:
         if self._vetoed(fa, fb):
             return 0.0
-        score = min(self._coverage(fa[1], fb[1]), self._coverage(fb[1], fa[1]))
-        if score > 0 and self._slots_swapped(content_sequence(fa[0]), content_sequence(fb[0])):
+        score = min(self._coverage(fa.terms, fb.terms), self._coverage(fb.terms, fa.terms))
+        if score > 0 and self._slots_swapped(fa.sequence, fb.sequence):
             return 0.0
         return score
 
@@ -161,17 +176,16 @@ class ContentDeduplication:
         """Remember that ``prompt``'s answer is cached under ``key``, within ``scope``."""
         if not isinstance(prompt, str) or not isinstance(key, str):
             raise ConfigError("add needs a prompt string and a cache key string")
-        tokens, terms, nums, pol = self._features(prompt)
-        self._df.update(terms)
+        f = features(prompt)
+        self._df.update(f.terms)
         self._docs += 1
-        prefix = tuple(self._prefix(terms, {t: self._weight(t) for t in terms}))
-        entry = _Entry(key, prompt, scope, tuple(tokens), terms, nums, pol,
-                       tuple(content_sequence(tokens)), prefix)
+        prefix = tuple(self._prefix(f.terms, {t: self._weight(t) for t in f.terms}))
+        entry = _Entry(key, prompt, scope, f, prefix)
         eid, self._next = self._next, self._next + 1
         self._entries[eid] = entry
         self._by_key[key].add(eid)
         for term in prefix:
-            self._postings[(scope, nums, pol, term)].add(eid)
+            self._postings[(scope, f.signature, term)].add(eid)
 
     def _prefix(self, terms: Iterable[str], weights: dict[str, float]) -> list[str]:
         """Return the heaviest terms that together weigh more than (1 - threshold) of all.
@@ -193,8 +207,8 @@ class ContentDeduplication:
     def find(self, prompt: str, scope: Hashable = ()) -> Match | None:
         """Return the best cached match for ``prompt`` in ``scope`` at or above the threshold."""
         self.lookups += 1
-        fq = self._features(prompt)
-        tokens, terms, nums, pol = fq
+        fq = features(prompt)
+        terms = fq.terms
         if not terms:
             return None
         memo: dict[str, float] = {}  # weights do not change during one look-up
@@ -210,7 +224,7 @@ class ContentDeduplication:
         total = sum(memo.values())
         candidates: set[int] = set()
         for term in self._prefix(terms, memo):
-            candidates |= self._postings.get((scope, nums, pol, term), _EMPTY)
+            candidates |= self._postings.get((scope, fq.signature, term), _EMPTY)
         need = self.threshold * total
         short = len(terms) < self.short_terms
         # Count filter: sharing fewer terms than this cannot reach the threshold's weight.
@@ -218,11 +232,13 @@ class ContentDeduplication:
         while acc < need and min_shared < len(heaviest):
             acc += heaviest[min_shared]
             min_shared += 1
-        entries, scored = self._entries, []
+        entries, scored, bag = self._entries, [], None
         for eid in candidates:
-            e = entries[eid]
-            if (short or len(e.terms) < self.short_terms) and e.terms != terms:
-                continue
+            e = entries[eid].features
+            if short or len(e.terms) < self.short_terms:   # the short-request guard, as above
+                bag = bag or _bag(fq.sequence)
+                if e.terms != terms or _bag(e.sequence) != bag:
+                    continue
             shared = terms & e.terms
             if len(shared) < min_shared:
                 continue
@@ -232,12 +248,11 @@ class ContentDeduplication:
             score = min(covered / total, covered / (covered + sum(weight(t) for t in e.terms - shared)))
             if score >= self.threshold:
                 scored.append((-score, eid))
-        # The best-scoring candidate that passes the word-order guards wins; most stop at one.
-        sequence = content_sequence(tokens) if scored else None
+        # The best-scoring candidate that passes the word guards wins; most stop at one.
         for neg_score, eid in sorted(scored):
             self.candidates_scored += 1
             e = entries[eid]
-            if opposites(tokens, list(e.tokens)) or self._slots_swapped(sequence, e.sequence):
+            if _guarded(fq, e.features) or self._slots_swapped(fq.sequence, e.features.sequence):
                 continue
             return Match(e.key, e.prompt, round(-neg_score, 12))
         return None
@@ -248,7 +263,7 @@ class ContentDeduplication:
         for eid in ids:
             e = self._entries.pop(eid)
             for term in e.prefix:
-                where = (e.scope, e.numbers, e.polarity, term)
+                where = (e.scope, e.features.signature, term)
                 posting = self._postings.get(where)
                 if posting is not None:
                     posting.discard(eid)
