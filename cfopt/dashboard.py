@@ -4,8 +4,9 @@
 ``redraw_every_s`` simulated seconds while the replay runs), alerts and anomalies as they
 arrive, the recommendations of the finished run and its comparison with the previous one.
 ``dashboard.run()`` drives one replay to the end, so a notebook needs no clicking; the Run
-button does the same with the controls' values. Controls the replay does not honour are shown
-disabled with the reason, never faked.
+button does the same with the controls' values. A control is enabled exactly when the replay
+``supports`` it; the others are shown disabled with the reason, never faked (``ProviderReplay``
+has no cache or batching, ``PipelineReplay`` no concurrency limit or slowdown window).
 
 >>> from cfopt.replay import Controls, ReplaySummary
 >>> from cfopt.events import Event
@@ -38,18 +39,22 @@ from .runs import RunSummary, monitored_run, summarize
 
 __all__ = ["Dashboard", "PIPELINE_NOTE"]
 
-PIPELINE_NOTE = "arrives with the pipeline (issue 7)"
-_NOTES = {"cache_capacity": PIPELINE_NOTE, "cache_ttl_s": PIPELINE_NOTE, "batch_size": PIPELINE_NOTE}
-_BARS = [("off: the models above for everything", None)] + [(f"{q:.2f} of premium quality", q)
-                                                            for q in (0.80, 0.90, 0.95, 0.99)]
+PIPELINE_NOTE = "needs the pipeline: use PipelineReplay"
+_NOTES = {"cache_capacity": PIPELINE_NOTE, "cache_ttl_s": PIPELINE_NOTE, "batching": PIPELINE_NOTE}
+_LEVELS = (0.80, 0.90, 0.95, 0.99)
 
 
-def _control_widgets(c: Controls) -> dict[str, w.Widget]:
+def _control_widgets(c: Controls, supports: frozenset[str]) -> dict[str, w.Widget]:
     catalog = load_catalog()
     text = [m.id for m in catalog.text_models()]
     style = {"description_width": "150px"}
     layout = w.Layout(width="380px")
     kw = {"style": style, "layout": layout, "continuous_update": False}
+    # Without routing a replay sends what it sends anyway: the chosen models, or each type's
+    # premium model when it has no model choice of its own.
+    off = ("off: the models above for everything" if "text_model" in supports
+           else "off: each type's premium model")
+    bars = [(off, None)] + [(f"{q:.2f} of premium quality", q) for q in _LEVELS]
     return {
         "text_model": w.Dropdown(options=text, value=catalog.model(c.text_model).id,
                                  description="text model", style=style, layout=layout),
@@ -65,13 +70,14 @@ def _control_widgets(c: Controls) -> dict[str, w.Widget]:
         "daily_budget_usd": w.FloatSlider(c.daily_budget_usd or catalog.budgets.daily_usd,
                                           min=1.0, max=100.0, step=1.0,
                                           description="daily budget (USD)", **kw),
-        "quality_bar": w.Dropdown(options=_BARS, value=c.quality_bar,
+        "quality_bar": w.Dropdown(options=bars, value=c.quality_bar,
                                   description="route by quality", style=style, layout=layout),
-        "cache_capacity": w.IntSlider(c.cache_capacity or 1000, 0, 10000, step=100,
-                                      description="cache capacity", **kw),
-        "cache_ttl_s": w.FloatSlider(c.cache_ttl_s or 3600.0, min=0.0, max=86400.0, step=600.0,
-                                     description="cache TTL (s)", **kw),
-        "batch_size": w.IntSlider(c.batch_size or 25, 1, 100, description="batch size", **kw),
+        "cache_capacity": w.IntSlider(c.cache_capacity, 1, max(10_000, c.cache_capacity),
+                                      description="memory cache entries", **kw),
+        "cache_ttl_s": w.FloatSlider(c.cache_ttl_s, min=1.0, max=max(7200.0, c.cache_ttl_s), step=1.0,
+                                     description="memory cache TTL (s)", **kw),
+        "batching": w.Checkbox(c.batching, description="low-priority text via Message Batches",
+                               style=style, layout=layout),
     }
 
 
@@ -99,7 +105,7 @@ class Dashboard:
     # -- widgets --------------------------------------------------------------------------
     def _build(self) -> None:
         supports = getattr(self.replay, "supports", frozenset())
-        self.inputs = _control_widgets(self.controls)
+        self.inputs = _control_widgets(self.controls, supports)
         rows = []
         for name, widget in self.inputs.items():
             if name in supports:

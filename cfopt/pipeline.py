@@ -42,6 +42,7 @@ from typing import Callable, Sequence
 from .budget import UsageTracker
 from .cache import CacheManager, DiskLayer, MemoryLayer, RedisLayer, SingleFlight, cache_key
 from .cache.dedup import ContentDeduplication
+from .cache.policy import TTLPolicy
 from .clock import VirtualClock
 from .compress import compress_prompt
 from .cost import CostOptimizer
@@ -72,11 +73,12 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, *, seed: int = 0,
                  profile: str = "exercise", faults: Faults | None = None,
                  redis_url: str | None = None, bus: EventBus | None = None,
-                 cache_dir: str | None = None) -> None:
+                 cache_dir: str | None = None, clock: VirtualClock | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
+        self.clock = clock   # None: a fresh virtual clock for every run
 
     def __repr__(self) -> str:
         return f"Pipeline({self.config!r}, seed={self.seed}, profile={self.profile!r})"
@@ -97,7 +99,7 @@ class _Run:
                  progress: Callable[[int, int], None] | None) -> None:
         c = self.config = p.config
         self.requests, self.bus, self.progress = requests, p.bus, progress
-        self.clock = VirtualClock()
+        self.clock = p.clock if p.clock is not None else VirtualClock()
         self.providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults)
         self.catalog = self.providers.catalog
         self.pool = ConnectionPool(self.clock, pooled=c.pooling)
@@ -109,7 +111,7 @@ class _Run:
                                       clock=self.clock, catalog=self.catalog, seed=p.seed, bus=p.bus)
                            if c.resilience else None)
         self.sender = self.resilience or self.counter
-        self.optimizer = CostOptimizer(self.catalog)
+        self.optimizer = CostOptimizer(self.catalog, quality_bar=c.quality_bar)
         # Spend by user and model against the daily and monthly budgets; alerts go on the bus.
         self.tracker = UsageTracker(self.catalog, clock=self.clock, bus=self.bus)
         self.alerts: list[str] = []
@@ -125,12 +127,16 @@ class _Run:
             lambda r: self.optimizer.select_optimal_model(r).model)
 
     def _cache(self, p: Pipeline, tmp: str) -> CacheManager:
-        layers = [MemoryLayer(timer=self.clock.now),
+        c = self.config
+        layers = [MemoryLayer(max_entries=c.memory_entries, timer=self.clock.now),
                   DiskLayer(os.path.join(tmp, "cache.sqlite"), timer=self.clock.now)]
         if p.redis_url:  # a namespace of its own, so no earlier run's entries are seen
             layers.append(RedisLayer(p.redis_url, namespace=f"cfopt-replay-{os.getpid()}-{id(self)}"))
         dedup = ContentDeduplication() if self.config.dedup else None
-        return CacheManager(layers, dedup=dedup, catalog=self.catalog, clock=self.clock)
+        slower = TTLPolicy()   # disk and Redis keep their TTLs unless memory's is longer
+        ttls = TTLPolicy(memory=c.memory_ttl_s, disk=max(slower.disk, c.memory_ttl_s),
+                         redis=max(slower.redis, c.memory_ttl_s), cdn=max(slower.cdn, c.memory_ttl_s))
+        return CacheManager(layers, dedup=dedup, ttls=ttls, catalog=self.catalog, clock=self.clock)
 
     def result(self) -> RunResult:
         """Replay every request on the virtual clock; clean the cache layers up afterwards."""

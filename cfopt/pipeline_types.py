@@ -12,10 +12,11 @@ from typing import Iterable
 
 from .errors import ConfigError
 from .pipeline_stages import PoolStats
+from .quality import QualityBar
 from .resilience import ResilienceStats
 
-__all__ = ["OPTIMIZATIONS", "PREMIUM", "TEXT_TYPES", "STREAMED_TYPES",
-           "PipelineConfig", "Outcome", "RunResult"]
+__all__ = ["OPTIMIZATIONS", "PREMIUM", "TEXT_TYPES", "STREAMED_TYPES", "MEMORY_ENTRIES",
+           "MEMORY_TTL_S", "PipelineConfig", "Outcome", "RunResult"]
 
 OPTIMIZATIONS = ("routing", "compression", "cache", "dedup", "coalescing", "batching", "lazy",
                  "pooling", "resilience")
@@ -23,6 +24,8 @@ PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "f
            "video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
 TEXT_TYPES = ("text", "analysis")
 STREAMED_TYPES = ("text",)   # the first token is useful; analysis is read whole
+MEMORY_ENTRIES = 10_000      # MemoryLayer's own default bound
+MEMORY_TTL_S = 300.0         # TTLPolicy's memory TTL for text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,21 @@ class PipelineConfig:
     pooling: bool = True
     resilience: bool = True
     tenant: str = "contentflow"   # one cache namespace for the whole app (see the report docs)
+    # The knobs of the stages above (the dashboard's controls); defaults change nothing.
+    memory_entries: int = MEMORY_ENTRIES   # the memory cache layer's capacity, in entries
+    # Seconds the memory layer keeps a text answer (media 24x, photo searches at most 1 h, as
+    # TTLPolicy says). Disk and Redis keep their own TTLs (1 h for text): a memory entry that
+    # expires is found again one layer down. A memory TTL above theirs raises them to match,
+    # since TTLs grow away from the caller.
+    memory_ttl_s: float = MEMORY_TTL_S
+    quality_bar: QualityBar = field(default_factory=QualityBar)   # what ``routing`` must meet
+
+    def __post_init__(self) -> None:
+        if isinstance(self.memory_entries, bool) or not isinstance(self.memory_entries, int) \
+                or self.memory_entries < 1:
+            raise ConfigError(f"memory_entries must be a positive integer, got {self.memory_entries!r}")
+        if not self.memory_ttl_s > 0:
+            raise ConfigError(f"memory_ttl_s must be positive seconds, got {self.memory_ttl_s!r}")
 
     @classmethod
     def baseline(cls) -> "PipelineConfig":
@@ -64,7 +82,13 @@ class PipelineConfig:
 
     def __repr__(self) -> str:
         off = [n for n in OPTIMIZATIONS if not getattr(self, n)]
-        return f"PipelineConfig(on={list(self.applied)}, off={off})"
+        knobs = "".join(f", {k}={getattr(self, k)!r}" for k in ("memory_entries", "memory_ttl_s",
+                                                                "quality_bar")
+                        if getattr(self, k) != getattr(_DEFAULT_KNOBS, k))
+        return f"PipelineConfig(on={list(self.applied)}, off={off}{knobs})"
+
+
+_DEFAULT_KNOBS = PipelineConfig()
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 Starts JupyterLab on a free 127.0.0.1 port with a token and a settings folder of its own (no
 news pop-up, no autosave, every cell kept in the page), opens a copy of
 ``solutions/05_monitoring_dashboard.ipynb``, runs all cells, and asserts the widgets and charts
-rendered with no widget error. A screenshot goes to ``test-artifacts/``.
+rendered with no widget error: the pipeline dashboard's cache sliders enabled, the provider
+dashboard's disabled with their note. A screenshot goes to ``test-artifacts/``.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright`` package (never its
 browser download). Without them the test skips, except under CI=true, where it fails.
@@ -22,6 +23,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from cfopt.dashboard import PIPELINE_NOTE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -160,12 +163,22 @@ def test_dashboard_notebook_renders_in_chromium(lab):
             assert box is not None and box["width"] > 600 and box["height"] > 300
             natural = chart.evaluate("img => [img.naturalWidth, img.naturalHeight]")
             assert natural[0] > 600 and natural[1] > 300, f"the chart image did not load: {natural}"
-            # The disabled pipeline controls carry their note; the anomaly reached the alerts box.
-            hidden_too = dashboard.text_content()   # the controls sit in a collapsed accordion
-            assert hidden_too.count("arrives with the pipeline (issue 7)") == 3
-            # ipywidgets marks a disabled slider's track with the disabled attribute.
+            # The first dashboard drives the pipeline: its cache sliders work, and the controls
+            # it does not honour are disabled with their note. The provider replay's dashboard
+            # (the slowdown and budget part) shows the cache and batching controls disabled,
+            # each with the pipeline note. The controls sit in a collapsed accordion.
+            hidden_too = dashboard.text_content()
+            assert hidden_too.count("this replay does not use it") == 6
+            assert PIPELINE_NOTE not in hidden_too
+            for label in ("memory cache entries", "memory cache TTL (s)"):
+                slider = dashboard.locator(".widget-hslider", has_text=label)
+                assert slider.count() == 1, f"no {label!r} slider"
+                # ipywidgets marks a disabled slider's track with the disabled attribute.
+                assert slider.locator("[disabled]").count() == 0, f"{label!r} is disabled"
             assert dashboard.locator(".widget-hslider [disabled]").count() >= 3
-            assert "daily budget 100%" in text
+            assert page.locator(".jp-Notebook").text_content().count(PIPELINE_NOTE) == 3
+            # The anomaly and the budget alerts reached the provider dashboard's alerts box.
+            assert "daily budget 100%" in text and "response_time rose" in text
             # matplotlib outputs of the notebook (plt.show) as images too.
             assert page.locator(".jp-RenderedImage img").count() >= 1
             assert not [e for e in console_errors if "widget" in e.lower()], console_errors

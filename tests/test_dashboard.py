@@ -1,4 +1,4 @@
-"""The provider replay, the live dashboard, run comparison and the static HTML report."""
+"""The provider and pipeline replays, the live dashboard, run comparison and the static HTML report."""
 from __future__ import annotations
 
 import base64
@@ -14,7 +14,7 @@ from cfopt.dashboard import PIPELINE_NOTE, Dashboard
 from cfopt.events import Event, EventBus
 from cfopt.htmlreport import html_report, write_replay_report
 from cfopt.monitor import MonitorConfig
-from cfopt.replay import Controls, ProviderReplay
+from cfopt.replay import Controls, PipelineReplay, ProviderReplay
 from cfopt.runs import monitored_run
 from cfopt.workload import Request, load
 from cfopt.kit import repo_path
@@ -113,19 +113,113 @@ def test_dashboard_updates_live_and_compares_runs(tiny):
     assert dash.recs_box.value.count("<li") == len(dash.monitor.generate_report().recommendations)
 
 
+def _notes(dash):
+    return [c.children[1].value for c in dash.widget.children[1].children[0].children
+            if hasattr(c, "children") and len(c.children) == 2]
+
+
 def test_unsupported_controls_are_disabled_with_the_reason(tiny):
     dash = Dashboard(ProviderReplay(tiny))
-    for name in ("cache_capacity", "cache_ttl_s", "batch_size"):
+    for name in ("cache_capacity", "cache_ttl_s", "batching"):
         assert dash.inputs[name].disabled
     for name in ProviderReplay.supports & dash.inputs.keys():
         assert not dash.inputs[name].disabled
-    notes = [c.children[1].value for c in dash.widget.children[1].children[0].children
-             if hasattr(c, "children") and len(c.children) == 2]
-    assert sum(PIPELINE_NOTE in n for n in notes) == 3
+    assert sum(PIPELINE_NOTE in n for n in _notes(dash)) == 3
     dash.inputs["concurrency"].value = 3
-    dash.inputs["cache_capacity"].value = 5000     # disabled: must not leak into the run
+    dash.inputs["cache_capacity"].value = 50       # disabled: must not leak into the run
     c = dash.controls_from_inputs()
-    assert c.concurrency == 3 and c.cache_capacity is None
+    assert c.concurrency == 3 and c.cache_capacity == Controls().cache_capacity
+
+
+@pytest.mark.parametrize("replay", [ProviderReplay, PipelineReplay])
+def test_a_control_is_enabled_exactly_when_the_replay_supports_it(tiny, replay):
+    dash = Dashboard(replay(tiny))
+    enabled = {n for n, wd in dash.inputs.items() if not wd.disabled}
+    assert enabled == replay.supports & dash.inputs.keys()
+    assert len(_notes(dash)) == len(dash.inputs) - len(enabled)   # each disabled one says why
+
+
+# -- the pipeline replay: each control it claims changes the run ------------------------------
+def _pipeline_run(tiny, **controls):
+    m, summary = monitored_run(PipelineReplay(tiny), Controls(**controls),
+                               config=MonitorConfig(retention_s=None))
+    return m, summary
+
+
+def _rate(m, metric):
+    return m.get_stats(metric).avg
+
+
+@pytest.fixture(scope="module")
+def pipeline_default(tiny):
+    return _pipeline_run(tiny)
+
+
+def test_pipeline_replay_feeds_the_monitor_hit_rates_per_layer_and_progress(tiny, pipeline_default):
+    m, summary = pipeline_default
+    assert summary.requests == len(tiny) and summary.errors == 0
+    for layer in ("memory", "disk"):
+        assert m.get_stats(f"hit_rate.{layer}").count > 0
+    assert 0 < _rate(m, "hit_rate") < 1
+    assert m.get_stats("response_time.hit").count + m.get_stats("response_time.miss").count == len(tiny)
+    assert m.spent_usd() == pytest.approx(summary.cost_usd)
+    _, again = _events(PipelineReplay(tiny), Controls())
+    progress = [e.value for e in again if e.kind == "progress"]
+    assert len(progress) == len(tiny) and progress[-1] == 1.0
+    assert all(a.t <= b.t for a, b in zip(again, again[1:]))   # on the seam's clock
+
+
+def test_pipeline_replay_is_deterministic(tiny):
+    _, e1 = _events(PipelineReplay(tiny[:60], seed=2), Controls(cache_capacity=5))
+    _, e2 = _events(PipelineReplay(tiny[:60], seed=2), Controls(cache_capacity=5))
+    assert [(e.t, e.kind, e.name, e.value) for e in e1] == [(e.t, e.kind, e.name, e.value) for e in e2]
+
+
+def test_smaller_memory_cache_hits_less_in_memory(tiny, pipeline_default):
+    big, _ = pipeline_default
+    small, _ = _pipeline_run(tiny, cache_capacity=5)
+    assert _rate(small, "hit_rate.memory") < _rate(big, "hit_rate.memory")
+    assert _rate(small, "hit_rate") <= _rate(big, "hit_rate")     # disk catches what memory lost
+
+
+def test_tiny_memory_ttl_hits_less_in_memory(tiny, pipeline_default):
+    default, _ = pipeline_default
+    short, _ = _pipeline_run(tiny, cache_ttl_s=1.0)
+    assert _rate(short, "hit_rate.memory") < _rate(default, "hit_rate.memory")
+    assert _rate(short, "hit_rate.disk") > _rate(default, "hit_rate.disk")
+
+
+def test_higher_quality_bar_costs_more_and_no_routing_most(tiny, pipeline_default):
+    premium, _ = pipeline_default                            # quality_bar None: no routing
+    low, _ = _pipeline_run(tiny, quality_bar=0.8)
+    high, _ = _pipeline_run(tiny, quality_bar=0.99)
+    assert low.spent_usd() < high.spent_usd() < premium.spent_usd()
+
+
+def test_batching_off_costs_more_and_ends_sooner(tiny, pipeline_default):
+    on, s_on = pipeline_default
+    off, s_off = _pipeline_run(tiny, batching=False)
+    assert off.spent_usd() > on.spent_usd()                  # no half-price Message Batches
+    assert s_off.duration_s < s_on.duration_s                # no batch job to wait for
+    assert off.get_stats("deferred_completion_s").count < on.get_stats("deferred_completion_s").count
+
+
+def test_injected_errors_reach_the_pipeline(tiny, pipeline_default):
+    calm, _ = pipeline_default
+    faulty, _ = _pipeline_run(tiny, error_rate=0.2)
+    assert calm.get_stats("retries").count == 0 < faulty.get_stats("retries").count
+
+
+def test_dashboard_with_the_pipeline_compares_runs_and_shows_layers(tiny):
+    dash = Dashboard(PipelineReplay(tiny), redraw_every_s=1200)
+    dash.run()
+    dash.inputs["cache_capacity"].value = 5
+    dash.inputs["quality_bar"].value = 0.9
+    dash.button.click()
+    first, second = dash.runs
+    assert second.controls["cache_capacity"] == 5 and second.controls["quality_bar"] == 0.9
+    assert second.cost_usd < first.cost_usd and "run 1" in dash.compare_box.value
+    assert {"hit_rate.memory", "hit_rate.disk"} <= set(dash.monitor.metrics())
 
 
 def test_run_button_runs_the_replay_with_the_inputs(tiny):
