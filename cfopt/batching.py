@@ -83,6 +83,16 @@ class Task:
     max_tokens: int | None = None
     at: float | None = None         # when it arrives, for ``run``; None: at once
 
+    def __post_init__(self) -> None:
+        for name in ("id", "type", "prompt", "priority"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"Task.{name} must be a string, got {getattr(self, name)!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ConfigError(f"Task.model must be a string or None, got {self.model!r}")
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or
+                                            not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ConfigError(f"Task.max_tokens must be a positive integer, got {self.max_tokens!r}")
+
     @classmethod
     def from_request(cls, request: Any, model: str | None = None, index: int = 0) -> "Task":
         """A task for a workload ``Request`` (its ``intent`` is never read)."""

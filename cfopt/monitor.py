@@ -121,12 +121,17 @@ class PerformanceMonitor:
     # -- recording ------------------------------------------------------------------------
     def track(self, metric: str, value: float, t: float | None = None) -> None:
         """Record ``value`` for ``metric`` at clock time ``t`` (default: now)."""
+        if not isinstance(metric, str):
+            raise ConfigError(f"metric names are strings, got {metric!r}")
         try:
             s = self._series[metric]
         except KeyError:
             if not metric or metric in DERIVED:
                 raise ConfigError(f"cannot track {metric!r}: empty or a derived metric") from None
             s = self._series[metric] = TimeSeries(self.config.retention_s)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            # one NaN would turn every statistic of the metric into nan, long after the cause
+            raise ConfigError(f"cannot track {value!r} for {metric!r}: values must be finite numbers")
         s.append(self.clock.now() if t is None else t, value)
 
     def handle(self, e: Event) -> None:

@@ -146,7 +146,8 @@ class _Run:
             outcomes = self.clock.run(self._main())
             for layer in self.cache.layers if self.cache is not None else ():
                 st = layer.stats()
-                layers[layer.name] = {"hits": st.hits, "misses": st.misses, "sets": st.sets}
+                layers[layer.name] = {"hits": st.hits, "misses": st.misses, "sets": st.sets,
+                                      "failures": st.failures}  # an outage must show in the report
         finally:
             if self.cache is not None:
                 for layer in self.cache.layers:
