@@ -8,57 +8,23 @@ of skipping them. Each test gets its own key namespace inside database ``CFOPT_T
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 
 import pytest
+from redis_support import free_port, ping, start_redis
 
 REDIS_DB = int(os.environ.get("CFOPT_TEST_REDIS_DB", "13"))
-
-
-def _ping(port: int) -> bool:
-    import redis
-    try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _no_redis(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true and no Redis server: {reason}")
-    pytest.skip(f"no Redis server: {reason}")
 
 
 @pytest.fixture(scope="session")
 def redis_server():
     """The base URL (without database) of a running Redis server."""
-    if _ping(6379):
+    if ping(6379):
         yield "redis://127.0.0.1:6379"
         return
-    exe = shutil.which("redis-server")
-    if exe is None:
-        _no_redis("nothing answers on 127.0.0.1:6379 and redis-server is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = start_redis(port)
     try:
-        for _ in range(100):
-            if _ping(port):
-                break
-            time.sleep(0.05)
-        else:
-            _no_redis(f"redis-server on port {port} did not answer")
         yield f"redis://127.0.0.1:{port}"
     finally:
         proc.terminate()

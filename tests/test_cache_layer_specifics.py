@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import stat
-import subprocess
 import time
 
 import cachetools
@@ -14,6 +11,7 @@ import pytest
 from cfopt.cache.layers import CDNLayer, DiskLayer, MemoryLayer, RedisLayer
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
+from redis_support import free_port, start_redis
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -37,33 +35,14 @@ def test_redis_repr_hides_the_password():
     layer.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _start_redis(port: int) -> subprocess.Popen:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed: cannot stage an outage")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    import redis
-    for _ in range(100):
-        try:
-            if redis.Redis(port=port, socket_timeout=0.2).ping():
-                return proc
-        except redis.RedisError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("throwaway redis-server did not start")
 
 
 @pytest.mark.redis
 def test_a_redis_outage_degrades_then_reconnects_by_itself():
-    port = _free_port()
-    proc = _start_redis(port)
+    port = free_port()
+    proc = start_redis(port)
     layer = RedisLayer(f"redis://127.0.0.1:{port}/0", namespace="outage", retry_after_s=0.1)
     try:
         assert layer.set("k", b"v", ttl=60) and layer.get("k") == b"v"
@@ -75,7 +54,7 @@ def test_a_redis_outage_degrades_then_reconnects_by_itself():
         assert layer.get_many(["k", "k2"]) == {}
         assert layer.delete_matching("*") == 0
         assert layer.stats().failures >= 4
-        proc = _start_redis(port)  # the server comes back (empty: no persistence)
+        proc = start_redis(port)  # the server comes back (empty: no persistence)
         time.sleep(0.15)
         assert layer.set("k3", b"back", ttl=60) is True
         assert layer.get("k3") == b"back"

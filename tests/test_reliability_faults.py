@@ -11,9 +11,7 @@ import collections
 import glob
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -26,6 +24,7 @@ from cfopt.pipeline import Pipeline, PipelineConfig
 from cfopt.providers import Faults
 from cfopt.resilience import CircuitOpen, RetryPolicy
 from cfopt.workload import generate, load
+from redis_support import free_port, start_redis
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "datasets", "tiny.jsonl")
 GENERATED_N = 1_000
@@ -109,29 +108,8 @@ def test_without_resilience_every_failure_is_a_typed_error_and_nothing_is_lost(r
 
 
 # -- Redis stopped mid-replay ----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _start_redis(port: int) -> subprocess.Popen:
-    """A throwaway redis-server on ``port`` (never the shared one on 6379)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed: cannot stage an outage")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    import redis
-    for _ in range(100):
-        try:
-            if redis.Redis(port=port, socket_timeout=0.2).ping():
-                return proc
-        except redis.RedisError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("throwaway redis-server did not start")
 
 
 def _recording(monkeypatch, cls):
@@ -152,8 +130,8 @@ STOP_AT, RESTART_AT = 300, 600   # requests finished when Redis is stopped, then
 
 @pytest.mark.redis
 def test_redis_stopped_mid_replay_and_restarted_degrades_counts_and_reconnects(monkeypatch):
-    port = _free_port()
-    proc = _start_redis(port)
+    port = free_port()
+    proc = start_redis(port)
     layers = _recording(monkeypatch, RedisLayer)
     snap: dict[str, tuple[int, int, int]] = {}
     procs = [proc]
@@ -166,7 +144,7 @@ def test_redis_stopped_mid_replay_and_restarted_degrades_counts_and_reconnects(m
             procs[-1].wait(timeout=10)
         elif done == RESTART_AT:
             snap["down"] = (layer.sets, layer.hits, layer.failures)
-            procs.append(_start_redis(port))
+            procs.append(start_redis(port))
             # The layer stops trying for retry_after_s (1 s) after a failure: let that pass.
             time.sleep(layer.retry_after_s + 0.1)
 
@@ -194,8 +172,8 @@ def test_redis_stopped_mid_replay_and_restarted_degrades_counts_and_reconnects(m
 
 @pytest.mark.redis
 def test_run_result_reports_the_failures_a_layer_counted(monkeypatch):
-    port = _free_port()
-    proc = _start_redis(port)
+    port = free_port()
+    proc = start_redis(port)
     procs = [proc]
 
     def progress(done: int, total: int) -> None:
