@@ -12,6 +12,7 @@ from cfopt.cache.layers import CDNLayer, DiskLayer, MemoryLayer, RedisLayer
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from redis_support import free_port, start_redis
+from sqlite_support import REAL_CONNECT, ReadOnlyConnection
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -166,27 +167,10 @@ def test_disk_write_errors_are_counted_and_the_layer_recovers(tmp_path, monkeypa
     import sqlite3
     layer = DiskLayer(tmp_path / "c.sqlite")
     layer.set("k", b"v", ttl=60)
-    real_connect = sqlite3.connect
-
-    class ReadOnly:
-        def __init__(self, *a, **k):
-            self._db = real_connect(*a, **k)
-
-        def execute(self, sql, *args):
-            if not sql.lstrip().upper().startswith(("SELECT", "PRAGMA")):
-                raise sqlite3.OperationalError("attempt to write a readonly database")
-            return self._db.execute(sql, *args)
-
-        def executescript(self, sql):
-            return None
-
-        def close(self):
-            self._db.close()
-
-    monkeypatch.setattr(sqlite3, "connect", ReadOnly)
+    monkeypatch.setattr(sqlite3, "connect", ReadOnlyConnection)
     layer.close()                                   # the next call reconnects, read-only
     assert layer.set("k2", b"v", ttl=60) is False   # no exception reaches the caller
     assert layer.delete("k") is False
     assert layer.stats().failures >= 2
-    monkeypatch.setattr(sqlite3, "connect", real_connect)
+    monkeypatch.setattr(sqlite3, "connect", REAL_CONNECT)
     assert layer.set("k3", b"back", ttl=60) is True and layer.get("k3") == b"back"

@@ -25,6 +25,7 @@ from cfopt.providers import Faults
 from cfopt.resilience import CircuitOpen, RetryPolicy
 from cfopt.workload import generate, load
 from redis_support import free_port, start_redis
+from sqlite_support import REAL_CONNECT, ReadOnlyConnection
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "datasets", "tiny.jsonl")
 GENERATED_N = 1_000
@@ -211,26 +212,6 @@ def test_disk_file_deleted_mid_replay_is_recreated_and_nothing_is_lost(monkeypat
     assert run.cache_layers["disk"]["sets"] == layers[0].sets
 
 
-class _ReadOnly:
-    """A SQLite connection that refuses writes, as a read-only file does (root ignores chmod)."""
-
-    real_connect = sqlite3.connect
-
-    def __init__(self, *a, **k):
-        self._db = _ReadOnly.real_connect(*a, **k)
-
-    def execute(self, sql, *args):
-        if not sql.lstrip().upper().startswith(("SELECT", "PRAGMA")):
-            raise sqlite3.OperationalError("attempt to write a readonly database")
-        return self._db.execute(sql, *args)
-
-    def executescript(self, sql):
-        return None
-
-    def close(self):
-        self._db.close()
-
-
 def test_disk_file_read_only_mid_replay_counts_failures_and_recovers(monkeypatch, tmp_path):
     layers = _recording(monkeypatch, DiskLayer)
     snap = {}
@@ -239,11 +220,11 @@ def test_disk_file_read_only_mid_replay_counts_failures_and_recovers(monkeypatch
         layer = layers[0]
         if done == 300:
             snap["before"] = (layer.sets, layer.failures)
-            monkeypatch.setattr(sqlite3, "connect", _ReadOnly)
+            monkeypatch.setattr(sqlite3, "connect", ReadOnlyConnection)
             layer.close()                      # the next operation reconnects: read-only
         elif done == 600:
             snap["during"] = (layer.sets, layer.failures)
-            monkeypatch.setattr(sqlite3, "connect", _ReadOnly.real_connect)
+            monkeypatch.setattr(sqlite3, "connect", REAL_CONNECT)
             layer.close()
 
     requests = generate(GENERATED_N, seed=GENERATED_SEED, duration_s=900)
