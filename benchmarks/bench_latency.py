@@ -5,8 +5,8 @@ Replays a workload (default ``datasets/contentflow_1h.jsonl``) on the virtual cl
 and its optimized pipeline (every optimization of Parts 1-4, including the full cache of
 ``cfopt.cache``; no stage reads ``intent``). Response time is the time to the first useful
 content (``cfopt.latency``): the first token of streamed text, the whole answer of analysis,
-images and photo searches, the handle of deferred video and audio, whose completion is
-reported apart. Every figure is computed from the replay.
+photo searches and images under 1 MP, the handle of deferred video, audio and full-size images,
+whose completion is reported apart. Every figure is computed from the replay.
 
 The exercise asks for under 2 s; the course aims at p95 under 1 s.
 

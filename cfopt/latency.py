@@ -3,8 +3,9 @@
 Response time is the time until the caller has the first *useful* content:
 
 - streamed text: the first token (time to first token, TTFT);
-- short tasks read whole (analysis, photo search, images): the whole answer;
-- deferred media (video, audio, large images): the handle, with completion reported apart.
+- short tasks read whole (analysis, photo search, images under 1 MP): the whole answer;
+- deferred media (video, audio, images of 1 MP or more): the handle, with completion reported
+  apart (``cfopt.lazy.LARGE_IMAGE_MP``).
 
 ``latency_summary`` reports p50/p95/p99 for cache hits and misses apart, because a mean over
 both hides everything: 70% hits at 1 ms and 30% misses at 3 s "average" 0.9 s.
@@ -37,7 +38,7 @@ from .batching import DEFAULT_MODELS
 from .clock import Clock, VirtualClock
 from .coalesce import QueryOptimizer
 from .errors import ConfigError
-from .lazy import LazyContent, LazyLoader
+from .lazy import LARGE_IMAGE_MP, LazyContent, LazyLoader
 from .microbatch import MicroBatcher
 from .providers.base import Call, Result
 from .series import percentile  # the monitor's percentile: one definition for the kit
@@ -134,7 +135,7 @@ class PerformanceOptimizer:
     """Part 3's toolbox around one sender (a provider, ``Providers``, or ``Resilience``)."""
 
     def __init__(self, sender: Any, *, clock: Clock | None = None, max_batch_size: int = 10,
-                 max_wait_time: float = 0.05, large_image_mp: int = 2,
+                 max_wait_time: float = 0.05, large_image_mp: float = LARGE_IMAGE_MP,
                  limits: httpx.Limits | None = None) -> None:
         self.sender = sender
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()

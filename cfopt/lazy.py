@@ -4,8 +4,10 @@ A ContentFlow page may need an article (seconds), a hero image (seconds), a vide
 or more) and a voice-over. Waiting for all of it makes the reader wait for the slowest part.
 ``LazyLoader.load(parts)`` sends every part at once, waits only for the *critical* ones and
 returns a ``LazyContent`` whose deferred parts are ``Handle`` objects the caller can poll
-(``handle.status``) or await (``await handle``). Deferred: video, audio, and images larger than
-``large_image_mp`` megapixels.
+(``handle.status``) or await (``await handle``). Deferred: video, audio, and images of at least
+``large_image_mp`` megapixels (1 by default: a full-size 1024x1024 image, ~1 s to make even on
+flux schnell and 180-250 kB to send; the page shows a placeholder until it is in). Smaller
+images (thumbnails, icons) come back whole, with the critical parts.
 
 >>> from cfopt.providers import Providers
 >>> clock = VirtualClock()
@@ -26,24 +28,33 @@ from dataclasses import dataclass, field
 from typing import Any, Generator, Mapping, Protocol
 
 from .clock import Clock, VirtualClock
-from .pricing import PriceCatalog, load_catalog, megapixels
+from .pricing import PriceCatalog, load_catalog
 from .providers.base import Call, Result
 
-__all__ = ["Handle", "LazyContent", "LazyLoader", "is_deferred", "DEFERRED_KINDS"]
+__all__ = ["Handle", "LazyContent", "LazyLoader", "is_deferred", "DEFERRED_KINDS", "LARGE_IMAGE_MP"]
 
 DEFERRED_KINDS = ("video", "audio")
+LARGE_IMAGE_MP = 1.0   # megapixels (real pixels, not the billed, rounded-up figure)
 
 
 class Sender(Protocol):
     async def asend(self, call: Call) -> Result: ...
 
 
-def is_deferred(call: Call, catalog: PriceCatalog, large_image_mp: int = 2) -> bool:
-    """Say whether ``call`` is slow enough to go behind a handle."""
+def is_deferred(call: Call, catalog: PriceCatalog, large_image_mp: float = LARGE_IMAGE_MP) -> bool:
+    """Say whether ``call`` is slow enough to go behind a handle.
+
+    >>> cat = load_catalog()
+    >>> [is_deferred(Call("flux_schnell", "a fox", width=w, height=h), cat) for w, h in
+    ...  ((512, 512), (1024, 1024), (2048, 2048))]
+    [False, True, True]
+    >>> is_deferred(Call("video_5s", "waves"), cat), is_deferred(Call("haiku", "hi"), cat)
+    (True, False)
+    """
     kind = catalog.model(call.model).kind
     if kind in DEFERRED_KINDS:
         return True
-    return kind == "image" and megapixels(call.width, call.height) > large_image_mp
+    return kind == "image" and call.width * call.height >= large_image_mp * 1_000_000
 
 
 class Handle:
@@ -104,7 +115,7 @@ class LazyLoader:
     """Send all parts at once; return when the critical ones are in."""
 
     def __init__(self, sender: Sender, *, clock: Clock | None = None,
-                 catalog: PriceCatalog | None = None, large_image_mp: int = 2) -> None:
+                 catalog: PriceCatalog | None = None, large_image_mp: float = LARGE_IMAGE_MP) -> None:
         self.sender = sender
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
         self.catalog = catalog or getattr(sender, "catalog", None) or load_catalog()

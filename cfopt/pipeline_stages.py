@@ -4,9 +4,11 @@ Two things the providers' simulated latency leaves out, modelled here with docum
 
 - **Connection set-up.** A new HTTPS connection costs a TCP handshake (one round trip) and a
   TLS 1.3 handshake (one more) before the request goes out. ``ConnectionPool`` models httpx's
-  pool: keep up to ``max_keepalive`` idle connections per provider for ``keepalive_s`` (httpx's
-  defaults: 20 and 5 s); a call on a warm connection pays nothing, a call on a new one pays
-  ``handshake_s``. With ``pooled=False`` every call opens (and pays for) its own connection.
+  pool as ``cfopt.client`` configures it (``DEFAULT_LIMITS``): keep up to ``max_keepalive`` idle
+  connections per provider for ``keepalive_s`` (20 and 30 s; httpx's own default expiry is 5 s,
+  too short for ContentFlow's gaps between calls to one provider); a call on a warm connection
+  pays nothing, a call on a new one pays ``handshake_s``. With ``pooled=False`` every call opens
+  (and pays for) its own connection.
 - **Local cache look-ups.** A memory hit costs micro-seconds, SQLite and a local Redis about a
   millisecond (``LOOKUP_S``). They are small, and counted all the same.
 
@@ -27,6 +29,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Protocol
 
+from .client import DEFAULT_LIMITS
 from .clock import Clock
 from .providers.base import Call, Result
 
@@ -60,7 +63,8 @@ class ConnectionPool:
     """Idle connections per provider, kept for ``keepalive_s``; a new one costs ``handshake_s``."""
 
     def __init__(self, clock: Clock, *, pooled: bool = True, handshake_s: float = HANDSHAKE_S,
-                 max_keepalive: int = 20, keepalive_s: float = 5.0) -> None:
+                 max_keepalive: int = DEFAULT_LIMITS.max_keepalive_connections or 20,
+                 keepalive_s: float = DEFAULT_LIMITS.keepalive_expiry or 30.0) -> None:
         self.clock, self.pooled, self.handshake_s = clock, pooled, handshake_s
         self.max_keepalive, self.keepalive_s = max_keepalive, keepalive_s
         self.stats = PoolStats()

@@ -7,7 +7,8 @@
 replays; the thresholds below are the only numbers typed in, and they are the targets.
 
 Definitions: response time = arrival to first useful content (first token of streamed text; the
-whole answer of analysis, images and photo searches; the handle of deferred work);
+whole answer of analysis, photo searches and small images; the handle of deferred work:
+video, audio, images of 1 MP or more, Message Batches jobs);
 ``speed_improvement`` = baseline mean response time / optimized mean; ``cache_hit_rate`` = share
 of requests answered without a provider call of their own (any cache layer, a near-duplicate,
 or a shared in-flight call); ``api_calls_saved`` = baseline provider calls - optimized ones
