@@ -7,6 +7,10 @@ come fenced in a code block, with a sentence around it, with a missing answer or
 ``split_answers`` takes what can be trusted and returns None for the rest, so the caller can
 fall back to one call per prompt (``cfopt.batching``, ``cfopt.coalesce``).
 
+The request format itself (``GROUP_SYSTEM``, ``group_prompt``) lives in
+``cfopt.providers.grouped``, shared with the simulated Claude, which recognises a grouped call
+and answers it with a JSON array (and, like a real model, now and then does not comply).
+
 >>> system, prompt = group_prompt(["Name a cat.", "Name a dog."])
 >>> prompt
 '["Name a cat.", "Name a dog."]'
@@ -20,17 +24,9 @@ from __future__ import annotations
 import json
 import re
 
+from .providers.grouped import GROUP_SYSTEM, group_prompt
+
 __all__ = ["GROUP_SYSTEM", "group_prompt", "split_answers"]
-
-GROUP_SYSTEM = ("You answer several independent requests in one reply. The user message is a JSON "
-                "array of {n} requests. Reply with only a JSON array of exactly {n} strings, the "
-                "answer to each request in the same order, and no other text.")
-
-
-def group_prompt(prompts: list[str]) -> tuple[str, str]:
-    """Return the (system, prompt) that asks for one answer per prompt as a JSON array."""
-    return GROUP_SYSTEM.format(n=len(prompts)), json.dumps(prompts, ensure_ascii=False)
-
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 

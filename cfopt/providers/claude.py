@@ -11,6 +11,14 @@ per-minute rate limits of the model's tier, maybe failed by an injected fault, t
   al., "Splitwise", ISCA 2024) and are fixed by (seed, model, system, prompt); ``count_tokens(content)`` equals
   ``output_tokens`` exactly. An answer longer than ``max_tokens`` stops there:
   ``stop_reason="max_tokens"``, else ``"end_turn"``.
+- **Grouped requests** (the format of ``cfopt.providers.grouped``: the grouped system prompt and
+  a user message that is a JSON array of N prompts): the reply is a JSON array of N answers,
+  each the answer that prompt would get alone, without a system prompt (same length, same words).
+  Usage and latency are counted as for any call, on the whole reply: no answer is usable before
+  the array is complete. ``max_tokens`` caps the whole reply: a longer one is cut there,
+  mid-JSON, so it does not split. A share ``group_noncompliance`` of grouped replies (a catalog
+  figure, a cfopt assumption; drawn from the seeded stream, one draw per grouped call) do not
+  comply: a numbered list in prose instead of the array, or an array with one answer missing.
 - **Latency.** TTFT and output speed are the catalog's medians, each times a seeded log-normal
   factor (``jitter``), then times ``faults.slowdown``: latency = TTFT + output tokens / speed.
 - **Prompt caching** (``Call.cache_system`` "5m" or "1h"): a system prompt of at least the
@@ -50,10 +58,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..clock import Clock
-from ..errors import InvalidRequest, NotFound, RateLimited
+from ..errors import ConfigError, InvalidRequest, NotFound, RateLimited
 from ..pricing import ModelInfo, PriceCatalog, Usage
-from ..tokens import count_tokens as _count
+from ..tokens import count_tokens as _count, encoding
 from .base import Call, Faults, Provider, Result
+from .grouped import answer_array, read_group
 from .ratelimit import LimitStatus, RateLimiter
 from .sampling import draw_fault, jitter, short_id, stable_hash
 from .lengths import output_length
@@ -64,6 +73,7 @@ __all__ = ["ClaudeProvider", "DEFAULT_MAX_TOKENS"]
 DEFAULT_MAX_TOKENS = 1024
 _TTL_S = {"5m": 300.0, "1h": 3600.0}
 _REFUSED_AFTER_S = 0.05  # a request refused by the rate limiter comes back at once
+_CUT_MARGIN = 64         # tokens written past a grouped reply's max_tokens before cutting it
 
 
 @dataclass(slots=True)
@@ -84,6 +94,37 @@ def _answer(seed: int, model: str, system: str | None, prompt: str, max_tokens: 
     return text, n, stop
 
 
+@lru_cache(maxsize=1024)
+def _grouped_answer(seed: int, model: str, prompts: tuple[str, ...], max_tokens: int,
+                    length_scale: float, slip: float | None) -> tuple[str, int, str]:
+    """(text, output tokens, stop reason) of a grouped request; a ``slip`` in [0, 1) does not comply."""
+    if slip is not None and slip >= 0.5:  # one answer left out: the count is wrong
+        drop = min(int((slip - 0.5) * 2 * len(prompts)), len(prompts) - 1)
+        prompts = prompts[:drop] + prompts[drop + 1:]
+    # Each answer as the prompt alone (no system prompt) gets it. An answer longer than the
+    # whole reply may be is written only to a margin past max_tokens: the reply is cut before
+    # that, and ``compose`` writes the same words as for the full answer until near its end.
+    answers = [_answer(seed, model, None, p, max_tokens + _CUT_MARGIN, length_scale)[0]
+               for p in prompts]
+    if slip is None or slip >= 0.5:
+        text = answer_array(answers)
+    else:  # prose instead of JSON (the answers hold no brackets, so nothing to split)
+        text = "Here are the answers:\n\n" + "\n\n".join(
+            f"{i}. {a}" for i, a in enumerate(answers, 1))
+    n = _count(text)
+    if n <= max_tokens:
+        return text, n, "end_turn"
+    # Cut at max_tokens tokens. Re-counting a cut text can come out a token longer (the cut
+    # re-merges differently), so step back until it fits: the count stays exact.
+    ids = encoding().encode(text, disallowed_special=())
+    for k in range(max_tokens, 0, -1):
+        text = encoding().decode(ids[:k])
+        n = _count(text)
+        if n <= max_tokens:
+            break
+    return text, n, "max_tokens"
+
+
 class ClaudeProvider(Provider):
     """Claude models (haiku, sonnet, opus) behind a simulated Anthropic Messages API."""
 
@@ -91,10 +132,13 @@ class ClaudeProvider(Provider):
     kinds = ("text",)
 
     def __init__(self, *, seed: int = 0, clock: Clock | None = None,
-                 catalog: PriceCatalog | None = None, faults: Faults | None = None) -> None:
+                 catalog: PriceCatalog | None = None, faults: Faults | None = None,
+                 group_noncompliance: float | None = None) -> None:
         super().__init__(seed=seed, clock=clock, catalog=catalog, faults=faults)
         figures = self.catalog.provider_figures.get("anthropic", {})
         self.framing_tokens = int(figures.get("framing_tokens", 7))
+        self.group_noncompliance = (float(figures.get("group_noncompliance", 0.02))
+                                    if group_noncompliance is None else group_noncompliance)
         self._ttft_cut = float(figures.get("cache_read_ttft_cut", 0.3))
         self._batch = (float(figures.get("batch_median_s", 900.0)),
                        float(figures.get("batch_sigma", 0.8)),
@@ -104,6 +148,17 @@ class ClaudeProvider(Provider):
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
         self._lock = threading.Lock()  # the live server calls from several threads
         self._calls = 0
+
+    @property
+    def group_noncompliance(self) -> float:
+        """The share of grouped replies that do not comply (0 to 1; settable, e.g. in tests)."""
+        return self._group_noncompliance
+
+    @group_noncompliance.setter
+    def group_noncompliance(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"group_noncompliance must be a number from 0 to 1, got {rate!r}")
+        self._group_noncompliance = float(rate)
 
     # --- lookups --------------------------------------------------------------------------
     def model_info(self, name: str) -> ModelInfo:
@@ -154,6 +209,7 @@ class ClaudeProvider(Provider):
         hit = entry is not None and entry.readable_from <= now < entry.expires_at
         uncached = prompt_t + (0 if cacheable else system_t)
         tier = info.tier or info.id
+        group = read_group(call.system, call.prompt)
         if not call.batch:
             # ITPM counts uncached input and cache writes, not cache reads (cache-aware ITPM).
             counted = uncached + (system_t if cacheable and not hit else 0)
@@ -173,13 +229,20 @@ class ClaudeProvider(Provider):
         ttft = info["ttft_s"] * jitter(self._rng, info["jitter"])
         speed = info["tokens_per_s"] / jitter(self._rng, info["jitter"])
         batch_s = min(self._batch[0] * jitter(self._rng, self._batch[1]), self._batch[2])
+        slip = None
+        if group is not None:  # one draw per grouped call whatever the rate: the stream stays aligned
+            u = self._rng.random()
+            slip = u / self.group_noncompliance if u < self.group_noncompliance else None
         if fault is not None:
             if not call.batch:  # a failed call used no output tokens
                 self._limiter.settle(tier, at=now + fault.after_s, estimated=max_tokens, actual=0)
             raise fault
 
-        text, n_out, stop = _answer(self.seed, info.id, call.system, call.prompt, max_tokens,
-                                    float(info.figures.get("length_scale", 1.0)))
+        scale = float(info.figures.get("length_scale", 1.0))
+        if group is None:
+            text, n_out, stop = _answer(self.seed, info.id, call.system, call.prompt, max_tokens, scale)
+        else:
+            text, n_out, stop = _grouped_answer(self.seed, info.id, tuple(group), max_tokens, scale, slip)
         if hit:
             ttft *= 1 - self._ttft_cut * system_t / (system_t + prompt_t)
         slow = self.faults.slowdown
@@ -206,7 +269,8 @@ class ClaudeProvider(Provider):
             started_at=now, request_id="msg_" + short_id(24, self.seed, self._calls),
             stop_reason=stop,
             extra={"cache": ("read" if hit else "write") if cacheable else None,
-                   "output_tokens_per_s": speed / slow})
+                   "output_tokens_per_s": speed / slow,
+                   "grouped": None if group is None else len(group)})
 
     @staticmethod
     def _usage(call: Call, uncached: int, system_t: int, n_out: int, cacheable: bool,
