@@ -329,5 +329,7 @@ class BatchProcessor:
             await asyncio.gather(*(self._single(t, e, model, "single", settle) for t, e in items))
             return
         share = result.cost_usd / len(items)
+        # No answer of a grouped reply is usable before the whole array is in and split.
         for (task, enq), answer in zip(items, answers):
-            settle(task, enq, "grouped", result=replace(result, content=answer), cost=share)
+            settle(task, enq, "grouped", cost=share, result=replace(
+                result, content=answer, first_content_s=result.latency_s))

@@ -208,6 +208,8 @@ def test_batch_processor_now_groups_text_for_real():
     grouped = [r for r in results if r.path == "grouped"]
     assert len(grouped) > 0.8 * len(tasks)
     assert all(r.result.content.strip() and r.result.content[0] not in '["' for r in grouped)
+    # An answer of a grouped reply is usable only once the whole array is in: no TTFT for it.
+    assert all(r.result.first_content_s == r.result.latency_s for r in grouped)
 
 
 def test_batch_processor_falls_back_when_the_model_never_complies():
