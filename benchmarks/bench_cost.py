@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if base.errors:
         print(f"\n{base.errors} requests failed in simulation (rate limits) and were left out")
     print(f"\n(text x: text cost as a multiple of the baseline's; media costs move only by routing "
-          f"images flux_dev -> flux_schnell, whose quality is not scored)\nran in "
+          f"images flux_dev -> flux_schnell; quality kept scores text and images)\nran in "
           f"{time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -4,16 +4,17 @@
 to the cheapest model whose quality, at the task's complexity, meets the task's quality need.*
 Quality is the share of the premium model's benchmark score (``[quality]`` in the catalog, with
 sources), so a routing decision can be scored: ``quality_kept`` compares it with sending every
-task to the premium model.
+task to the premium model of its type. Text and images are routed and scored this way (text
+against Claude Opus, images against flux_dev); video, audio and photo have one model each.
 
 >>> opt = CostOptimizer()
 >>> task = {"type": "analysis", "task": "sentiment_analysis", "max_tokens": 12,
 ...         "prompt": "Classify the sentiment of this review: great mug, keeps coffee hot."}
 >>> choice = opt.select_optimal_model(task)
->>> choice.llm, choice.complexity
-('claude-haiku-4-5', 'low')
->>> opt.select_optimal_model({**task, "quality": "critical"}).llm
-'claude-opus-4-5'
+>>> choice.llm, choice.complexity, choice.expected_quality
+('claude-sonnet-4-5', 'low', 0.9813)
+>>> [opt.select_optimal_model({**task, "quality": q}).llm for q in ("low", "critical")]
+['claude-haiku-4-5', 'claude-opus-4-5']
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ __all__ = [
 TYPES = ("text", "analysis", "image", "video", "audio", "photo")
 _PRIORITIES = ("high", "medium", "low")
 _MEDIA_MODEL = {"video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
+ONE_IMAGE = Usage(images=1, megapixels=1)   # a 1024x1024 image: what image prices are compared on
 DEFAULT_MAX_TOKENS = 1024  # what cfopt's Call assumes when a request names no output cap
 
 # The complexity rules, as data a learner can read and change. A known task name decides;
@@ -120,6 +122,10 @@ class CostOptimizer:
         self._text_models = [m.id for m in self.catalog.text_models() if m.id in self.quality.scores]
         if self.quality.premium not in self._text_models:
             raise ConfigError(f"the premium model {self.quality.premium!r} has no price or score")
+        self._image_models = sorted(
+            (m.id for m in self.catalog.models.values()
+             if m.kind == "image" and m.id in self.quality.scores),
+            key=lambda m: self.catalog.cost(m, ONE_IMAGE))   # cheapest first
 
     def __repr__(self) -> str:
         return f"CostOptimizer(catalog={self.catalog!r}, quality_bar={self.quality_bar!r})"
@@ -176,38 +182,53 @@ class CostOptimizer:
             level, raised = 1, "an analysis with a long answer: at least medium"
         if raised:
             reasons.append(raised)
-        if kind not in ("text", "analysis"):
-            reasons.append("media: the model is chosen by the quality label, not by complexity")
+        if kind == "image":
+            reasons.append("image: routed by the same quality rule as text")
+        elif kind not in ("text", "analysis"):
+            reasons.append(f"{kind}: one model, nothing to choose")
         return COMPLEXITIES[level], reasons
 
     # -- routing ------------------------------------------------------------------------------
+    def premium_for(self, kind: str) -> str | None:
+        """The model a task of type ``kind`` is scored against; None: the type is not scored."""
+        if kind in ("text", "analysis"):
+            return self.quality.premium
+        if kind == "image" and self._image_models:
+            return self.quality.premium_of(self._image_models[0])
+        return None
+
+    def _candidates(self, kind: str) -> list[str]:
+        if kind in ("text", "analysis"):
+            return self._text_models
+        if kind == "image" and self._image_models:
+            return self._image_models
+        raise ConfigError(f"no quality scores for {kind} models; add a benchmark to [quality]")
+
     def adequate_models(self, task: Any) -> list[str]:
-        """The text models that meet the task's quality need, cheapest first."""
+        """The text or image models that meet the task's quality need, cheapest first."""
         a = task if isinstance(task, TaskAnalysis) else self.analyze_task(task)
-        ok = [m for m in self._text_models if self.quality.score(m, a.complexity) >= a.need - 1e-9]
-        return ok or [self.quality.premium]  # nothing meets the bar: the best there is
+        ok = [m for m in self._candidates(a.type)
+              if self.quality.score(m, a.complexity) >= a.need - 1e-9]
+        return ok or [self.premium_for(a.type)]  # nothing meets the bar: the best there is
 
     def select_optimal_model(self, task: Any) -> ModelChoice:
         """The cheapest model that meets the task's quality need, and why."""
         a = self.analyze_task(task)
-        if a.type in ("text", "analysis"):
+        if a.type in ("text", "analysis", "image"):
             model = self.adequate_models(a)[0]
             q = self.quality.score(model, a.complexity)
-            cheaper = self._text_models[: self._text_models.index(model)]
-            why = (f"{a.complexity} complexity ({a.reasons[0]}); {a.quality} quality needs "
-                   f"{a.need:.0%} of {self.quality.premium}; {model} keeps {q:.1%}")
+            models = self._candidates(a.type)
+            cheaper = models[: models.index(model)]
+            why = (f"{a.complexity} complexity ({a.reasons[0]}); " if a.type != "image" else
+                   "image: ")
+            why += (f"{a.quality} quality needs {a.need:.0%} of {self.premium_for(a.type)}; "
+                     f"{model} keeps {q:.1%}")
             if cheaper:
                 why += "; " + ", ".join(f"{m} keeps only {self.quality.score(m, a.complexity):.1%}"
                                         for m in cheaper)
-            return ModelChoice(model, model, None, a.complexity, a.need, q,
-                               self.estimate_cost(task, model), why)
-        if a.type == "image":
-            model = "flux_dev" if a.quality == "critical" else "flux_schnell"
-            why = ("critical image: flux_dev (28 steps)" if model == "flux_dev" else
-                   f"{a.quality} image: flux_schnell (4 steps) is enough; image quality is not "
-                   "scored (no cited benchmark)")
-            return ModelChoice(model, None, model, a.complexity, None, None,
-                               self.estimate_cost(task, model), why)
+            text = a.type != "image"
+            return ModelChoice(model, model if text else None, None if text else model,
+                               a.complexity, a.need, q, self.estimate_cost(task, model), why)
         model = _MEDIA_MODEL[a.type]
         return ModelChoice(model, None, None, a.complexity, None, None,
                            self.estimate_cost(task, model), f"{a.type}: the one model offered")
@@ -223,7 +244,7 @@ class CostOptimizer:
             usage = Usage(input_tokens=count_tokens(prompt), output_tokens=out,
                           service_tier="batch" if batch else "standard")
         elif info.kind == "image":
-            usage = Usage(images=1, megapixels=1)            # one 1024x1024 image
+            usage = ONE_IMAGE
         elif info.kind == "video":
             usage = Usage(videos=1, video_seconds=float(info["seconds"]))
         elif info.kind == "audio":
@@ -233,13 +254,17 @@ class CostOptimizer:
         return self.catalog.cost(model, usage)
 
     def quality_kept(self, tasks: Iterable[Any], models: Iterable[str]) -> float:
-        """Quality of these routing decisions over sending every text task to the premium model."""
+        """Quality of these routing decisions over sending every scored task to its premium model.
+
+        Text, analysis and image tasks are scored (``premium_for``); each counts once.
+        """
         got = best = 0.0
         for task, model in zip(tasks, models, strict=True):
-            if _field(task, "type") in ("text", "analysis"):
+            premium = self.premium_for(_field(task, "type"))
+            if premium is not None:
                 level = self.analyze_task(task).complexity
                 got += self.quality.score(model, level)
-                best += self.quality.score(self.quality.premium, level)
+                best += self.quality.score(premium, level)
         return got / best if best else 1.0
 
     # -- prompts ------------------------------------------------------------------------------

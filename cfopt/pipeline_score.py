@@ -2,10 +2,11 @@
 
 The only part of the pipeline that reads ``intent``, and it reads it after the replay is over.
 
-- ``quality_kept``: the quality of every text and analysis answer served, as a share of what
-  the premium model would have given (``cfopt.quality`` scores per complexity). An error or an
-  answer of another intent (a false hit) keeps nothing. Media are not scored: the catalog cites
-  no benchmark for them.
+- ``quality_kept``: the quality of every text, analysis and image answer served, as a share of
+  what the premium model of its type would have given (``cfopt.quality`` scores per complexity;
+  ``CostOptimizer.premium_for`` says which types are scored and against what). An error or an
+  answer of another intent (a false hit) keeps nothing. Video, audio and photo are not scored:
+  each has one model, so routing cannot lower their quality.
 - ``false_hits``: requests answered from a cache or a shared call whose answer was made for a
   request of another intent. None when the workload carries no intent labels.
 - ``cost_floor``: what the workload would cost if every distinct intent were made once (its
@@ -107,15 +108,16 @@ def false_hits(requests: Sequence[Request], run: RunResult) -> int | None:
 
 def quality_kept(requests: Sequence[Request], run: RunResult,
                  optimizer: CostOptimizer | None = None) -> float:
-    """The share of the premium model's quality the served text and analysis answers keep."""
+    """The share of the premium models' quality the served text, analysis and image answers keep."""
     optimizer = optimizer or CostOptimizer()
-    q, premium = optimizer.quality, optimizer.quality.premium
+    q = optimizer.quality
     labelled = any(r.intent is not None for r in requests)
     got = best = 0.0
     levels: dict[tuple, str] = {}
     for o in run.outcomes:
         r = requests[o.index]
-        if r.type not in TEXT_TYPES:
+        premium = optimizer.premium_for(r.type)
+        if premium is None:
             continue
         key = (r.type, r.task, r.prompt, r.max_tokens, r.quality)
         level = levels.get(key) or levels.setdefault(key, optimizer.analyze_task(r).complexity)

@@ -1,13 +1,17 @@
 """Quality scores: how much of the premium model's quality each model keeps, per complexity.
 
 The figures are published benchmark scores, cited in ``[quality]`` of ``cfopt/data/catalog.toml``;
-a model's score at a complexity level is its benchmark score over the premium model's, computed
-here, never typed in. ``QualityBar`` says how much of that quality a task of each quality label
-needs.
+a model's score at a complexity level is its benchmark score as a share of its benchmark's premium
+model's, computed here, never typed in. Accuracy benchmarks (``scale = "ratio"``, the default)
+divide; arena ratings (``scale = "elo"``) use twice the expected win rate, see ``elo_share``.
+Text models are scored against ``premium`` (Claude Opus), image models against ``flux_dev``.
+``QualityBar`` says how much of that quality a task of each quality label needs.
 
 >>> q = load_quality()
 >>> q.premium, q.score("claude-opus-4-5", "high"), q.score("claude-haiku-4-5", "medium")
 ('claude-opus-4-5', 1.0, 0.9061)
+>>> q.score("claude-haiku-4-5", "low"), q.premium_of("flux_schnell"), q.score("flux_schnell", "low")
+(0.9141, 'flux_dev', 0.8692)
 >>> QualityBar().need("critical")
 0.99
 """
@@ -22,10 +26,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["COMPLEXITIES", "QUALITIES", "QualityBar", "QualityTable", "load_quality"]
+__all__ = ["COMPLEXITIES", "QUALITIES", "QualityBar", "QualityTable", "elo_share", "load_quality"]
 
 COMPLEXITIES = ("low", "medium", "high")
 QUALITIES = ("low", "standard", "critical")
+SCALES = ("ratio", "elo")
+_NOT_MODELS = frozenset({"complexity", "source", "premium", "scale"})   # a benchmark's other keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +57,36 @@ class QualityBar:
 
 @dataclass(frozen=True, slots=True)
 class QualityTable:
-    """Each text model's quality relative to ``premium``, per complexity level."""
+    """Each model's quality relative to its premium model, per complexity level."""
 
-    premium: str
+    premium: str                     # the text premium model: the default for unlisted models
     scores: Mapping[str, Mapping[str, float]] = field(repr=False, hash=False)
     sources: tuple[str, ...] = field(default=(), repr=False)
+    premiums: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def score(self, model: str, complexity: str) -> float:
-        """The share of the premium model's quality ``model`` keeps at ``complexity``."""
+        """The share of its premium model's quality ``model`` keeps at ``complexity``."""
         try:
             return self.scores[model][complexity]
         except KeyError:
             raise ConfigError(f"no quality score for {model!r} at {complexity!r} complexity; "
                               f"scored models: {', '.join(self.scores)}") from None
+
+    def premium_of(self, model: str) -> str:
+        """The model ``model`` is scored against: ``premium`` unless its benchmark names another."""
+        return self.premiums.get(model, self.premium)
+
+
+def elo_share(rating: float, premium_rating: float) -> float:
+    """Twice the expected win rate of ``rating`` against ``premium_rating``, capped at 1.
+
+    An Elo rating has an arbitrary zero, so a ratio of two ratings means nothing; the expected
+    win rate depends only on their difference. A model as good as the premium one keeps 1.0.
+
+    >>> elo_share(1000, 1000), elo_share(1400, 1000), round(elo_share(1000, 1400), 4)
+    (1.0, 1.0, 0.1818)
+    """
+    return min(1.0, 2.0 / (1.0 + 10.0 ** ((premium_rating - rating) / 400.0)))
 
 
 def load_quality(path: str | Path | None = None) -> QualityTable:
@@ -80,20 +103,33 @@ def _load_quality(path: str | None) -> QualityTable:
         raise ConfigError(f"{path or 'catalog.toml'} has no [quality] section")
     premium = q["premium"]
     scores: dict[str, dict[str, float]] = {}
+    premiums: dict[str, str] = {}
     sources = []
     for name, bench in q.get("benchmarks", {}).items():
-        level, top = bench["complexity"], bench.get(premium)
-        if level not in COMPLEXITIES or not top:
-            raise ConfigError(f"quality benchmark {name!r}: bad complexity or no {premium} score")
+        complexity, scale = bench.get("complexity"), bench.get("scale", "ratio")
+        top_model = bench.get("premium", premium)
+        levels = COMPLEXITIES if complexity == "all" else (complexity,)
+        if complexity != "all" and complexity not in COMPLEXITIES:
+            raise ConfigError(f"quality benchmark {name!r}: bad complexity {complexity!r} "
+                              f"(one of {', '.join(COMPLEXITIES)} or all)")
+        if scale not in SCALES:
+            raise ConfigError(f"quality benchmark {name!r}: scale must be one of "
+                              f"{', '.join(SCALES)}, got {scale!r}")
+        top = bench.get(top_model)
+        if not top:
+            raise ConfigError(f"quality benchmark {name!r}: no score for its premium {top_model!r}")
         for model, value in bench.items():
-            if model not in ("complexity", "source"):
-                scores.setdefault(model, {})[level] = round(value / top, 4)
-        sources.append(f"{name} ({level}): {bench.get('source', '')}")
-    for level, rule in q.get("derived", {}).items():
-        for levels in scores.values():  # keep gap_factor of the gap measured at rule["from"]
-            levels[level] = round(1 - rule["gap_factor"] * (1 - levels[rule["from"]]), 4)
-        sources.append(f"{level}: {rule.get('source', '')}")
-    for model, levels in scores.items():
-        if set(levels) != set(COMPLEXITIES):
-            raise ConfigError(f"quality for {model!r} misses {set(COMPLEXITIES) - set(levels)}")
-    return QualityTable(premium, scores, tuple(sources))
+            if model in _NOT_MODELS:
+                continue
+            if premiums.setdefault(model, top_model) != top_model:
+                raise ConfigError(f"quality benchmark {name!r}: {model!r} is scored against "
+                                  f"{premiums[model]!r} elsewhere, not {top_model!r}")
+            share = value / top if scale == "ratio" else elo_share(value, top)
+            for level in levels:
+                scores.setdefault(model, {})[level] = round(share, 4)
+        sources.append(f"{name} ({complexity}): {bench.get('source', '')}")
+    for model, have in scores.items():
+        if set(have) != set(COMPLEXITIES):
+            raise ConfigError(f"quality for {model!r} misses {set(COMPLEXITIES) - set(have)}")
+    return QualityTable(premium, scores, tuple(sources),
+                        {m: p for m, p in premiums.items() if p != premium})

@@ -193,7 +193,9 @@ def test_higher_quality_bar_costs_more_and_no_routing_most(tiny, pipeline_defaul
     premium, _ = pipeline_default                            # quality_bar None: no routing
     low, _ = _pipeline_run(tiny, quality_bar=0.8)
     high, _ = _pipeline_run(tiny, quality_bar=0.99)
-    assert low.spent_usd() < high.spent_usd() < premium.spent_usd()
+    # no model but the premium ones keeps 99% of their quality (cfopt.quality), so a 0.99 bar
+    # routes nothing: it costs what no routing costs
+    assert low.spent_usd() < high.spent_usd() <= premium.spent_usd()
 
 
 def test_batching_off_costs_more_and_ends_sooner(tiny, pipeline_default):
