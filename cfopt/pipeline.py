@@ -11,7 +11,7 @@ Each request arrives at its ``t`` on a virtual clock and goes through the stages
 5. ``coalescing``   identical requests in flight share one provider call (Part 3);
 6. ``batching``     low-priority text goes through the Message Batches API at half price and
                     answers with a job handle (Part 4);
-7. ``lazy``         what ``cfopt.lazy.is_deferred`` defers (video, audio, images over 2 MP)
+7. ``lazy``         what ``cfopt.lazy.is_deferred`` defers (video, audio, images of 1 MP or more)
                     answers with a handle; the media follows (Part 3);
 8. ``pooling``      warm connections instead of a TCP + TLS handshake per call (Part 3);
 9. ``resilience``   retries with backoff, fallbacks, circuit breakers (Parts 3-4).
@@ -19,9 +19,15 @@ Each request arrives at its ``t`` on a virtual clock and goes through the stages
 The baseline is the same machine with every switch off. Requests are stripped of ``intent``
 before they enter: no stage can read it (only ``cfopt.pipeline_score`` does, to score).
 Response time is the time to the first useful content: the first token of streamed text, the
-whole answer of analysis, images and photo searches, the handle of deferred work (whose
+whole answer of analysis, photo searches and small images, the handle of deferred work (whose
 completion is recorded apart). Every stage publishes what it did on an ``EventBus``; a
 ``PerformanceMonitor`` may listen.
+
+Each replay gets a fresh cache (a temporary disk file, a Redis namespace of its own, both removed
+afterwards) unless ``disk_path`` / ``redis_namespace`` name ones to share: then runs, say one per
+tenant, meet the same entries, and the entries stay. Spend is always tracked (``UsageTracker``,
+the catalog's budgets, alerts only); with ``budget=BudgetConfig(...)`` every provider call also
+reserves its worst-case cost first and is refused or downgraded at the cap.
 
 >>> from cfopt.workload import Request
 >>> reqs = [Request(t=float(i), type="photo", prompt="red bicycle", quality="low") for i in range(3)]
@@ -39,14 +45,15 @@ import time
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from .budget import UsageTracker
+from .budget import BudgetConfig, BudgetStore, UsageTracker
 from .cache import CacheManager, DiskLayer, MemoryLayer, RedisLayer, SingleFlight, cache_key
 from .cache.dedup import ContentDeduplication
+from .cache.layers.base import check_namespace
 from .cache.policy import TTLPolicy
 from .clock import VirtualClock
 from .compress import compress_prompt
 from .cost import CostOptimizer
-from .errors import CfoptError
+from .errors import CfoptError, ConfigError
 from .events import Event, EventBus
 from .lazy import is_deferred
 from .pipeline_stages import (LOOKUP_S, NETWORK_RTT_S, SEMANTIC_LOOKUP_S, ConnectedSender,
@@ -68,17 +75,36 @@ def _routing_view(r: Request) -> Request:
 
 
 class Pipeline:
-    """Serve requests through the stages ``config`` switches on, on one virtual clock."""
+    """Serve requests through the stages ``config`` switches on, on one virtual clock.
+
+    Shared state, all off by default: ``disk_path`` (a SQLite file) and ``redis_namespace`` (a
+    key prefix on ``redis_url``) are cache stores that outlive the run and that other runs may
+    share; the memory layer and the semantic index always belong to one run. ``budget`` makes
+    provider calls reserve against its caps (``on_exhausted`` refuses or downgrades to the
+    routed model) in ``budget_store`` (default: this run's memory; a ``RedisStore`` to share).
+    """
 
     def __init__(self, config: PipelineConfig | None = None, *, seed: int = 0,
                  profile: str = "exercise", faults: Faults | None = None,
                  redis_url: str | None = None, bus: EventBus | None = None,
-                 cache_dir: str | None = None, clock: VirtualClock | None = None) -> None:
+                 cache_dir: str | None = None, clock: VirtualClock | None = None,
+                 disk_path: str | os.PathLike | None = None, redis_namespace: str | None = None,
+                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
         self.clock = clock   # None: a fresh virtual clock for every run
+        if disk_path is not None and not isinstance(disk_path, (str, os.PathLike)):
+            raise ConfigError(f"disk_path must be a file path, got {disk_path!r}")
+        if redis_namespace is not None:
+            check_namespace(redis_namespace)
+            if redis_url is None:
+                raise ConfigError("redis_namespace needs a redis_url to live on")
+        if budget is not None and not isinstance(budget, BudgetConfig):
+            raise ConfigError(f"budget must be a BudgetConfig, got {type(budget).__name__}")
+        self.disk_path, self.redis_namespace = disk_path, redis_namespace
+        self.budget, self.budget_store = budget, budget_store
 
     def __repr__(self) -> str:
         return f"Pipeline({self.config!r}, seed={self.seed}, profile={self.profile!r})"
@@ -113,9 +139,14 @@ class _Run:
         self.sender = self.resilience or self.counter
         self.optimizer = CostOptimizer(self.catalog, quality_bar=c.quality_bar)
         # Spend by user and model against the daily and monthly budgets; alerts go on the bus.
-        self.tracker = UsageTracker(self.catalog, clock=self.clock, bus=self.bus)
+        # Only with ``budget`` do calls reserve first (and meet a refusal or a downgrade).
+        self.tracker = UsageTracker(self.catalog, clock=self.clock, bus=self.bus,
+                                    config=p.budget, store=p.budget_store)
+        self.enforce = p.budget is not None
+        self.keep_redis = p.redis_namespace is not None
         self.alerts: list[str] = []
-        self.bus.subscribe(lambda e: self.alerts.append(e.name) if e.kind == "alert" else None)
+        self.bus.subscribe(lambda e: self.alerts.append(e.name)   # not breaker_open: budgets only
+                           if e.kind == "alert" and "budget" in e.data else None)
         self.cache = self._cache(p, tmp) if c.cache else None
         self.interactive: SingleFlight[Result] = SingleFlight()
         self.deferred: SingleFlight[Result] = SingleFlight()
@@ -128,10 +159,12 @@ class _Run:
 
     def _cache(self, p: Pipeline, tmp: str) -> CacheManager:
         c = self.config
+        disk = p.disk_path if p.disk_path is not None else os.path.join(tmp, "cache.sqlite")
         layers = [MemoryLayer(max_entries=c.memory_entries, timer=self.clock.now),
-                  DiskLayer(os.path.join(tmp, "cache.sqlite"), timer=self.clock.now)]
+                  DiskLayer(disk, timer=self.clock.now)]
         if p.redis_url:  # a namespace of its own, so no earlier run's entries are seen
-            layers.append(RedisLayer(p.redis_url, namespace=f"cfopt-replay-{os.getpid()}-{id(self)}"))
+            layers.append(RedisLayer(p.redis_url, namespace=p.redis_namespace
+                                     or f"cfopt-replay-{os.getpid()}-{id(self)}"))
         dedup = ContentDeduplication() if self.config.dedup else None
         slower = TTLPolicy()   # disk and Redis keep their TTLs unless memory's is longer
         ttls = TTLPolicy(memory=c.memory_ttl_s, disk=max(slower.disk, c.memory_ttl_s),
@@ -151,7 +184,7 @@ class _Run:
         finally:
             if self.cache is not None:
                 for layer in self.cache.layers:
-                    if isinstance(layer, RedisLayer):
+                    if isinstance(layer, RedisLayer) and not self.keep_redis:
                         layer.delete_matching("*")
                     getattr(layer, "close", lambda: None)()
         end = max((o.t + o.completed_s for o in outcomes), default=0.0)
@@ -160,7 +193,7 @@ class _Run:
                          round(self.counter.cost_usd, 9), dict(sorted(self.counter.by_model.items())),
                          self.pool.stats, self.resilience.stats if self.resilience else None,
                          end - first, time.perf_counter() - start, self.origins, layers,
-                         self.alerts, self.tracker.spend_by("user"))
+                         self.alerts, self.tracker.spend_by("user"), self.tracker.stats)
 
     async def _main(self) -> list[Outcome]:
         tasks = []
@@ -198,7 +231,8 @@ class _Run:
             call = replace(call, batch=True)
         handle_s = lookup_s + NETWORK_RTT_S + (0.0 if c.pooling else self.pool.handshake_s)
         try:
-            result, shared = await self._flight(call, path)
+            cheapest = (self._route(_routing_view(r)),) if self.enforce else ()
+            result, shared = await self._flight(call, path, r.user, cheapest)
         except CfoptError as e:
             waited = self.clock.now() - arrive
             self.bus.publish(Event(self.clock.now(), "error", "request_failed",
@@ -214,7 +248,8 @@ class _Run:
             first = whole
         if not shared:
             self.origins[result.request_id] = i
-            self.tracker.record(result, user=r.user)
+            if not self.enforce:   # else its reservation was settled already
+                self.tracker.record(result, user=r.user)
             self.bus.publish(Event(self.clock.now(), "metric", "cost_usd", result.cost_usd,
                                    {"model": result.model, "type": r.type}))
             if self.cache is not None:
@@ -224,9 +259,13 @@ class _Run:
                                     0.0 if shared else result.cost_usd, result.request_id,
                                     result.stop_reason == "max_tokens", 0 if shared else saved))
 
-    async def _flight(self, call: Call, path: str) -> tuple[Result, bool]:
+    async def _flight(self, call: Call, path: str, user: str | None = None,
+                      fallbacks: tuple[str, ...] = ()) -> tuple[Result, bool]:
         """Send ``call``, or share an identical call in flight (``coalescing``)."""
         async def send() -> Result:
+            if self.enforce:  # hold the worst case over all retries; a failure frees it
+                return await self.tracker.asend(self.sender, call, user=user,  # type: ignore[arg-type]
+                                                fallbacks=fallbacks)
             return await self.sender.asend(call)
         if not self.config.coalescing:
             return await send(), False

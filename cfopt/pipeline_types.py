@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .budget import UsageStats
 from .errors import ConfigError
 from .pipeline_stages import PoolStats
 from .quality import QualityBar
@@ -134,3 +135,5 @@ class RunResult:
     cache_layers: dict[str, dict[str, int]] = field(default_factory=dict)  # hits, misses, sets
     budget_alerts: list[str] = field(default_factory=list)    # alert names, in order
     spend_by_user: dict[str, float] = field(repr=False, default_factory=dict)
+    # The tracker's counters: calls, refused and downgraded (with ``Pipeline(budget=...)``), ...
+    usage: UsageStats = field(repr=False, default_factory=UsageStats)
