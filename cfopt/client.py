@@ -9,8 +9,9 @@ events), so "pooled vs not" is a measured figure, not a belief.
 
 Answers are the APIs' JSON as dicts; failures raise ``cfopt.errors`` types by status (429 ->
 ``RateLimited`` with ``retry_after`` in seconds, 529 -> ``Overloaded``, ...), so the same retry
-code works against the simulation and the real thing. The API key goes in a header and nowhere
-else: not in the repr, not in errors, not in logs.
+code works against the simulation and the real thing. The API key comes from ``api_key=`` or,
+as with Anthropic's own SDK, from the ``ANTHROPIC_API_KEY`` environment variable; it goes in a
+header and nowhere else: not in the repr, not in errors, not in logs.
 
 >>> client = CfoptClient("http://127.0.0.1:8000", api_key="sk-planted")
 >>> client
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
@@ -34,13 +36,14 @@ from .errors import (AuthenticationError, InvalidRequest, NotFound, Overloaded, 
                      ProviderTimeout, RateLimited, ServerError)
 
 __all__ = ["CfoptClient", "AsyncCfoptClient", "PoolStats", "DEFAULT_LIMITS", "DEFAULT_TIMEOUT",
-           "error_for"]
+           "API_KEY_ENV", "error_for"]
 
 # Many connections for calls that wait seconds, few idle ones: httpcore checks every pooled
 # connection whenever it assigns a request, so a large idle pool costs CPU per call
 # (benchmarks/bench_pool.py measures it).
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)   # long answers stream for minutes
+API_KEY_ENV = "ANTHROPIC_API_KEY"   # read when no api_key is passed, as Anthropic's SDK does
 ANTHROPIC_VERSION = "2023-06-01"
 _ERRORS: dict[int, type[ProviderError]] = {
     400: InvalidRequest, 401: AuthenticationError, 404: NotFound, 413: InvalidRequest,
@@ -140,7 +143,11 @@ class _SSE:
 class _Base:
     """What both clients share: the requests each method sends."""
 
-    def __init__(self, base_url: str, api_key: str, limits: httpx.Limits) -> None:
+    def __init__(self, base_url: str, api_key: str | None, limits: httpx.Limits) -> None:
+        if api_key is None:
+            api_key = os.environ.get(API_KEY_ENV)
+            if api_key is None:
+                raise ValueError(f"no API key: pass api_key=... or set {API_KEY_ENV}")
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key must be a non-empty string")
         self.base_url = base_url.rstrip("/")
@@ -189,8 +196,8 @@ class _Base:
 class CfoptClient(_Base):
     """A synchronous client on one pooled ``httpx.Client``."""
 
-    def __init__(self, base_url: str, *, api_key: str, limits: httpx.Limits = DEFAULT_LIMITS,
-                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    def __init__(self, base_url: str, *, api_key: str | None = None,
+                 limits: httpx.Limits = DEFAULT_LIMITS, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(base_url, api_key, limits)
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, limits=limits,
@@ -276,8 +283,8 @@ class AsyncCfoptClient(_Base):
     per call here; ten pools of 5 cost ~3 ms (benchmarks/bench_pool.py).
     """
 
-    def __init__(self, base_url: str, *, api_key: str, limits: httpx.Limits = DEFAULT_LIMITS,
-                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    def __init__(self, base_url: str, *, api_key: str | None = None,
+                 limits: httpx.Limits = DEFAULT_LIMITS, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None, shards: int = 1) -> None:
         super().__init__(base_url, api_key, limits)
         if not isinstance(shards, int) or shards < 1:

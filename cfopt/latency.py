@@ -172,8 +172,10 @@ class PerformanceOptimizer:
                             max_wait_time=self.max_wait_time if max_wait_time is None else max_wait_time,
                             clock=self.clock)
 
-    def connection_pool(self, provider: str, base_url: str, *, api_key: str) -> Any:
-        """Return the one pooled async client of ``provider``, made on first use."""
+    def connection_pool(self, provider: str, base_url: str, *, api_key: str | None = None) -> Any:
+        """Return the one pooled async client of ``provider``, made on first use.
+
+        Without ``api_key`` the client reads ``ANTHROPIC_API_KEY`` (``cfopt.client.API_KEY_ENV``)."""
         from .client import DEFAULT_LIMITS, AsyncCfoptClient  # httpx set-up only when pooling
         if provider not in self._pools:
             self._pools[provider] = AsyncCfoptClient(base_url, api_key=api_key,

@@ -88,6 +88,25 @@ def test_key_is_sent_in_a_header_and_never_shown():
         CfoptClient("http://cfopt.test", api_key=" ")
 
 
+def test_key_comes_from_the_environment_when_not_passed(monkeypatch):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["x-api-key"])
+        return httpx.Response(200, json={"input_tokens": 3})
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLANTED)
+    client = CfoptClient("http://cfopt.test", transport=httpx.MockTransport(handler))
+    client.count_tokens("haiku", "hi")
+    assert seen == [PLANTED] and PLANTED not in repr(client)
+    assert CfoptClient("http://cfopt.test", api_key="sk-explicit",   # an explicit key wins
+                       transport=httpx.MockTransport(handler)).count_tokens("haiku", "hi")
+    assert seen[-1] == "sk-explicit"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(ValueError, match="ANTHROPIC_API_KEY") as e:
+        AsyncCfoptClient("http://cfopt.test")
+    assert PLANTED not in str(e.value)
+
+
 def test_unreachable_server_is_a_retryable_error():
     with CfoptClient("http://127.0.0.1:9", api_key=PLANTED) as client:  # port 9: nothing listens
         with pytest.raises(ServerError, match="cannot reach") as e:
