@@ -6,7 +6,10 @@ keeps its promise:
 - **grouped** text (high and medium priority): up to ``group_max`` prompts in one call that asks
   for a JSON array with one answer per prompt. If the answer does not split (bad JSON, wrong
   count), or the call fails, every task falls back to a call of its own; after
-  ``group_give_up`` replies in a row that do not split, that model is no longer grouped.
+  ``group_give_up`` replies in a row that do not split, that model is no longer grouped. A
+  group the API refuses for its size (its summed ``max_tokens`` over the tier's output tokens
+  per minute) is sent again as two halves. A task's answer counts from the whole reply, not
+  its first token: nothing can be split before the array is complete.
 - **batch_api** text of low priority: through the Message Batches API at half price, answered
   when the batch ends (minutes, not seconds); fine for work nobody is waiting on.
 - **parallel** images, video, audio, photos: one call each, at most ``concurrency`` at a time.
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Protocol
 
 from .clock import Clock, VirtualClock
-from .errors import ConfigError
+from .errors import ConfigError, InvalidRequest
 from .grouping import GROUP_SYSTEM, group_prompt, split_answers
 from .priority import PRIORITY_RANK, AgingQueue
 from .providers.base import Call, Result
@@ -319,8 +322,15 @@ class BatchProcessor:
         try:
             result = await self._send(Call(model, prompt, system=system,
                                            max_tokens=min(max_tokens, 64000)))
+        except InvalidRequest:
+            # Refused for its size (more output tokens than the tier allows in a minute): two
+            # groups of half the size may pass; a single task is sent alone, as always.
+            half = len(items) // 2
+            await asyncio.gather(self._grouped(items[:half], model, settle),
+                                 self._grouped(items[half:], model, settle))
+            return
         except Exception:
-            pass  # a failed grouped call is retried the safe way: one call per task
+            pass  # a transient failure: retried the safe way, one call per task
         else:
             answers = split_answers(result.content, len(items))
             self._reply_split(model, answers is not None)

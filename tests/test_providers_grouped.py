@@ -198,6 +198,23 @@ def run_batches(tasks, *, group_text=True, noncompliance=None, seed=0):
     return clock.run(bp.process_all()), bp.stats
 
 
+def test_a_group_too_big_for_the_tier_is_halved_not_abandoned():
+    # Tier 1 lets haiku write 10,000 output tokens a minute: ten 1,024-token caps ask for more
+    # and the API refuses the call; two groups of five pass (the second after a 429's wait).
+    from cfopt.resilience import Resilience
+    clock = VirtualClock()
+    sender = Resilience(Providers(seed=0, clock=clock, rate_tier="tier-1"), clock=clock, seed=1)
+    bp = BatchProcessor(sender)
+    tasks = [Task(f"t{i}", "text", f"Write a tagline for shop {i}.", "high", max_tokens=1024)
+             for i in range(10)]
+    for t in tasks:
+        bp.add_task(t)
+    results = clock.run(bp.process_all())
+    assert sorted(r.id for r in results) == sorted(t.id for t in tasks) and all(r.ok for r in results)
+    assert {r.path for r in results} == {"grouped"}
+    assert bp.stats.grouped_calls == 1 + 2 and bp.stats.split_failures == 0   # refused, 2 halves
+
+
 def test_batch_processor_now_groups_text_for_real():
     tasks = text_tasks()
     assert len(tasks) > 200
