@@ -253,7 +253,7 @@ class _Run:
             self.bus.publish(Event(self.clock.now(), "metric", "cost_usd", result.cost_usd,
                                    {"model": result.model, "type": r.type}))
             if self.cache is not None:
-                self._store(call, result, scope)
+                self.cache.store(call, result, **scope)
         return self._finish(Outcome(i, r.t, r.type, r.priority, "coalesced" if shared else "provider",
                                     result.model, path, first, whole,
                                     0.0 if shared else result.cost_usd, result.request_id,
@@ -276,14 +276,6 @@ class _Run:
             return await self.interactive.run(key, send)
         return await (self.interactive if path == "interactive" else self.deferred).run(key, send)
 
-    def _store(self, call: Call, result: Result, scope: dict) -> None:
-        # What CacheManager._store does, done here because the pipeline runs its own
-        # single-flight lanes (see the report: a public CacheManager.store would remove this).
-        assert self.cache is not None
-        key, _kind, dscope = self.cache.key_for(call, scope["tenant"])
-        if self.cache.set(key, result) and self.cache.dedup is not None:
-            self.cache.dedup.add(call.prompt, key,
-                                 scope=(*dscope, scope["type"], scope["task"], scope["quality"]))
 
     def _lookup_cost(self, source: str | None) -> float:
         """The time the look-up took: every layer asked, plus the semantic index if used."""

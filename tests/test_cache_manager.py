@@ -259,3 +259,21 @@ def test_every_answer_is_reported_on_the_event_bus(two_layers):
     m.fetch(Call("haiku", "a"))
     assert [(e.name, e.value, e.data["source"]) for e in seen] == [
         ("cache_hit", 0.0, "provider"), ("cache_hit", 1.0, "memory")]
+
+
+def test_store_caches_a_call_made_elsewhere_in_the_scope_fetch_uses(two_layers):
+    from cfopt.cache.dedup import ContentDeduplication
+    provider = CountingProvider()
+    m = manager(two_layers, provider, dedup=ContentDeduplication())
+    call = Call("haiku", "Write a blog post about running in winter for beginners.")
+    result = provider.send(call)                        # made by the caller, not by the manager
+    assert m.store(call, result, tenant="acme", type="text", task="tagline")
+    served = m.fetch(call, tenant="acme", type="text", task="tagline")
+    assert served.result == result and served.source == "memory" and provider.calls == 1
+    near = m.fetch(Call("haiku", "Write a blog post for beginners about running in winter."),
+                   tenant="acme", type="text", task="tagline")   # the index learned the prompt too
+    assert near.source.startswith("semantic") and provider.calls == 1
+    other = m.fetch(call, tenant="globex", type="text", task="tagline")   # tenants stay apart
+    assert other.source == "provider" and provider.calls == 2
+    cut = CountingProvider(stop_reason="max_tokens")
+    assert not m.store(Call("haiku", "Cut short"), cut.send(Call("haiku", "Cut short")))

@@ -234,7 +234,7 @@ class CacheManager:
                 counts["failed"] += 1
                 continue
             cost += result.cost_usd
-            self._store(p.call, result, dict(tenant=p.tenant), store=True, count=False)
+            self._put(p.call, result, dict(tenant=p.tenant))
             counts["warmed"] += 1
         return WarmReport(**counts, cost_usd=round(cost, 12))
 
@@ -274,10 +274,25 @@ class CacheManager:
         self._counts["provider_calls"] += 1
         return result
 
-    def _store(self, call: Call, result: Result, scope: dict, *, store: bool,
-               count: bool = True) -> Served:
+    def store(self, call: Call, result: Result, *, tenant: str = "public", type: str | None = None,
+              task: str | None = None, quality: str = "standard") -> bool:
+        """Cache ``result`` as the answer to ``call``, as ``fetch`` does after a provider call.
+
+        For callers that make provider calls their own way (``cfopt.pipeline`` runs its own
+        single-flight lanes). The near-duplicate index learns the prompt too, in the scope
+        ``lookup`` searches. Returns whether it was stored (a truncated answer is not).
+        """
+        return self._put(call, result, dict(tenant=tenant, type=type, task=task, quality=quality))[1]
+
+    def _put(self, call: Call, result: Result, scope: dict) -> tuple[str, bool]:
         key, _kind, dscope = self.key_for(call, check_tenant(scope.get("tenant", "public")))
-        if store and self.set(key, result) and self.dedup is not None:
+        stored = self.set(key, result)
+        if stored and self.dedup is not None:
             self.dedup.add(call.prompt, key, scope=(*dscope, scope.get("type"), scope.get("task"),
                                                     scope.get("quality", "standard")))
+        return key, stored
+
+    def _store(self, call: Call, result: Result, scope: dict, *, store: bool) -> Served:
+        key = (self._put(call, result, scope)[0] if store else
+               self.key_for(call, check_tenant(scope.get("tenant", "public")))[0])
         return Served(result, "provider", key)
