@@ -20,6 +20,7 @@ from cfopt.providers.grouped import read_group
 from cfopt.server import ServerConfig, serve_in_thread
 from cfopt.tokens import count_tokens
 from cfopt.workload import generate
+from test_providers_claude import spaced   # one helper: a steady stream under the tier limits
 
 PROMPTS = ["Write a 60-word product description for a red mug.",
            "Write a tagline for a vegan bakery.",
@@ -41,14 +42,6 @@ def grouped_call(prompts, model="haiku", max_tokens=None):
     system, prompt = group_prompt(prompts)
     return Call(model, prompt, system=system,
                 max_tokens=max_tokens if max_tokens is not None else 1024 * len(prompts))
-
-
-def spaced(p, calls, gap_s=1.0):
-    out = []
-    for call in calls:
-        out.append(p.simulate(call))
-        p.clock.advance(gap_s)
-    return out
 
 
 def text_tasks(n_requests=600, seed=3):
