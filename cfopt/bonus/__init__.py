@@ -4,6 +4,7 @@
 - ``warming``: ``evaluate_warming`` (precision@k and the hit-rate lift of warming on a time split)
 - ``autotune``: ``autotune`` (cache TTL and capacity, batch size and max-wait, tuned online from
   the monitor's windows), ``grid_search`` and ``fixed_run`` to compare with fixed knobs
+- ``objective``: ``Objective`` and ``WindowMetrics``, how autotune scores a window (USD per request)
 - ``climb``: ``HillClimber`` and ``tune``, the coordinate hill climber autotune uses
 - ``tunable``: ``TunableReplay``, a replay whose knobs change while it runs (shadow caches, splits)
 - ``abtest``: ``split_users``, ``run_abtest`` and the default strategies
@@ -12,4 +13,5 @@
 
 Each module is imported on use: the load tester needs httpx, the others do not.
 """
-__all__ = ["predict", "warming", "autotune", "climb", "tunable", "abtest", "abstats", "loadtest"]
+__all__ = ["predict", "warming", "autotune", "objective", "climb", "tunable", "abtest", "abstats",
+           "loadtest"]
