@@ -152,7 +152,7 @@ def dashboard_figure(m: PerformanceMonitor, *, daily_budget_usd: float | None = 
         ax.axhline(0.5, color="0.6", lw=0.8)
         ax.legend(fontsize=7)
     else:
-        _empty(ax, "no cache in this replay\n(arrives with the pipeline, issue 7)")
+        _empty(ax, "no cache in this replay\n(PipelineReplay has one)")
     ax.set_title("cache hit rate per layer", fontsize=10)
 
     ax = axes[1, 1]
