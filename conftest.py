@@ -4,7 +4,7 @@ nbval starts one kernel per notebook from this process, so the environment set h
 kernels' environment too.
 
 Key hygiene (issue 8): every notebook kernel starts with a planted fake API key in the
-variables a ContentFlow user would keep their keys in (``PLANTED_ENV``). ``cfopt.client`` reads
+variables a ContentFlow user would keep their keys in (``PLANTED_ENV``). ``cfopt.latency.client`` reads
 ``ANTHROPIC_API_KEY`` when no key is passed, so notebook 03's clients send the planted key to
 ``cfopt serve`` (which accepts any key). Every cell's outputs, as this run produced them (stdout,
 stderr, display data, results, error tracebacks), are scanned, and a cell that shows the key,

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_floor.py [--seeds 1 2 ...] [--requests 5000] [--prices exercise]
 
-The cost floor (``cfopt.pipeline_score.limits``) is every distinct intent made once, at the
+The cost floor (``cfopt.pipeline.score.limits``) is every distinct intent made once, at the
 cheapest model that meets its quality need, with every allowed discount. No pipeline can cost
 less, so ``1 - floor / baseline`` is the best cost reduction a workload allows. This prints it
 per seed, with the share of the floor that media (video, audio, images) takes: a distinct
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cfopt.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from cfopt.pipeline_score import limits  # noqa: E402
+from cfopt.pipeline.score import limits  # noqa: E402
 from cfopt.workload import generate  # noqa: E402
 
 MEDIA = ("video", "audio", "image")

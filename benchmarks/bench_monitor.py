@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cfopt.clock import VirtualClock  # noqa: E402
-from cfopt.monitor import MonitorConfig, PerformanceMonitor  # noqa: E402
+from cfopt.monitoring.monitor import MonitorConfig, PerformanceMonitor  # noqa: E402
 
 
 class NaiveMonitor:

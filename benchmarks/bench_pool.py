@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from cfopt.client import AsyncCfoptClient
+from cfopt.latency.client import AsyncCfoptClient
 from cfopt.errors import ProviderError
 
 KEY = "sk-bench-not-a-real-key"

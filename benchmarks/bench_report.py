@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cfopt.pipeline import OPTIMIZATIONS, Pipeline, PipelineConfig  # noqa: E402
-from cfopt.pipeline_score import limits  # noqa: E402
+from cfopt.pipeline.score import limits  # noqa: E402
 from cfopt.providers import Faults  # noqa: E402
-from cfopt.report import build_report  # noqa: E402
+from cfopt.pipeline.report import build_report  # noqa: E402
 from cfopt.tokens import count_tokens  # noqa: E402
 from cfopt.workload import generate, load  # noqa: E402
 

@@ -42,7 +42,7 @@ def _workload_stats(args: argparse.Namespace) -> int:
 
 
 def _kit_build(args: argparse.Namespace) -> int:
-    from .kit import build_all
+    from .course.kit import build_all
     stale = build_all(Path(args.solutions), Path(args.notebooks), check=args.check)
     if args.check and stale:
         print("out of date with solutions/: " + ", ".join(str(p) for p in stale))
@@ -54,7 +54,7 @@ def _kit_build(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .grading import grade_cli
+    from .course.grading import grade_cli
     return grade_cli(args)
 
 
@@ -64,13 +64,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .pipeline_command import report_command  # the replays load only for this command
+    from .pipeline.command import report_command  # the replays load only for this command
     return report_command(args)
 
 
 def _dashboard_report(args: argparse.Namespace) -> int:
-    from .htmlreport import write_replay_report
-    from .replay import Controls
+    from .monitoring.htmlreport import write_replay_report
+    from .monitoring.replay import Controls
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
                         slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
     path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,

@@ -12,9 +12,9 @@ from cfopt.clock import VirtualClock
 from cfopt.errors import (ConfigError, InvalidRequest, Overloaded, ProviderError, ProviderTimeout,
                           RateLimited, ServerError)
 from cfopt.pricing import Usage, load_catalog
-from cfopt.priority import AgingQueue, aging_key, effective_rank
+from cfopt.batching.priority import AgingQueue, aging_key, effective_rank
 from cfopt.providers.base import Call, Faults, Result
-from cfopt.resilience import Resilience, RetryPolicy
+from cfopt.batching.resilience import Resilience, RetryPolicy
 
 CATALOG = load_catalog()
 

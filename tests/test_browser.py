@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cfopt.dashboard import PIPELINE_NOTE
+from cfopt.monitoring.dashboard import PIPELINE_NOTE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

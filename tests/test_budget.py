@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cfopt.budget import NANO, BudgetConfig, MemoryStore, RedisStore, UsageTracker
+from cfopt.cost.budget import NANO, BudgetConfig, MemoryStore, RedisStore, UsageTracker
 from cfopt.clock import VirtualClock
 from cfopt.cost import CostOptimizer
 from cfopt.errors import BudgetExceeded, ConfigError, Overloaded
@@ -344,7 +344,7 @@ def test_redis_alerts_fire_once_across_trackers(redis_url, redis_namespace):
 _WORKER = r"""
 import json, sys, threading
 from concurrent.futures import ThreadPoolExecutor
-from cfopt.budget import BudgetConfig, RedisStore, UsageTracker
+from cfopt.cost.budget import BudgetConfig, RedisStore, UsageTracker
 from cfopt.clock import VirtualClock
 from cfopt.errors import BudgetExceeded
 from cfopt.providers import ClaudeProvider

@@ -1,4 +1,4 @@
-"""cfopt.client: the wire formats, typed errors, pool statistics and key hygiene.
+"""cfopt.latency.client: the wire formats, typed errors, pool statistics and key hygiene.
 
 Error mapping is tested against ``httpx.MockTransport`` (no network); everything else against a
 real ``cfopt serve`` in a thread, whose own connection count cross-checks the client's."""
@@ -11,7 +11,7 @@ import logging
 import httpx
 import pytest
 
-from cfopt.client import AsyncCfoptClient, CfoptClient, PoolStats
+from cfopt.latency.client import AsyncCfoptClient, CfoptClient, PoolStats
 from cfopt.errors import (AuthenticationError, InvalidRequest, NotFound, Overloaded,
                           ProviderTimeout, RateLimited, ServerError)
 from cfopt.server import ServerConfig, serve_in_thread

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cfopt.compress import (DEFAULT_RULES, CompressionRules, compress_prompt, naive_compress,
+from cfopt.cost.compress import (DEFAULT_RULES, CompressionRules, compress_prompt, naive_compress,
                             protected_spans)
 from cfopt.errors import ConfigError
 from cfopt.tokens import count_tokens

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cfopt.cost import COMPLEXITIES, CostOptimizer, QualityBar, load_quality
-from cfopt.quality import elo_share
+from cfopt.cost.quality import elo_share
 from cfopt.errors import ConfigError
 from cfopt.pricing import Usage, load_catalog
 from cfopt.tokens import count_tokens

@@ -10,14 +10,14 @@ import pytest
 
 from cfopt.cli import main
 from cfopt.clock import VirtualClock
-from cfopt.dashboard import PIPELINE_NOTE, Dashboard
+from cfopt.monitoring.dashboard import PIPELINE_NOTE, Dashboard
 from cfopt.events import Event, EventBus
-from cfopt.htmlreport import html_report, write_replay_report
-from cfopt.monitor import MonitorConfig
-from cfopt.replay import Controls, PipelineReplay, ProviderReplay
-from cfopt.runs import monitored_run
+from cfopt.monitoring.htmlreport import html_report, write_replay_report
+from cfopt.monitoring.monitor import MonitorConfig
+from cfopt.monitoring.replay import Controls, PipelineReplay, ProviderReplay
+from cfopt.monitoring.runs import monitored_run
 from cfopt.workload import Request, load
-from cfopt.kit import repo_path
+from cfopt.course.kit import repo_path
 
 TINY = repo_path("datasets/tiny.jsonl")
 
@@ -193,7 +193,7 @@ def test_higher_quality_bar_costs_more_and_no_routing_most(tiny, pipeline_defaul
     premium, _ = pipeline_default                            # quality_bar None: no routing
     low, _ = _pipeline_run(tiny, quality_bar=0.8)
     high, _ = _pipeline_run(tiny, quality_bar=0.99)
-    # no model but the premium ones keeps 99% of their quality (cfopt.quality), so a 0.99 bar
+    # no model but the premium ones keeps 99% of their quality (cfopt.cost.quality), so a 0.99 bar
     # routes nothing: it costs what no routing costs
     assert low.spent_usd() < high.spent_usd() <= premium.spent_usd()
 

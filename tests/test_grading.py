@@ -11,10 +11,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from cfopt import kit
+from cfopt.course import kit
 from cfopt.cli import main
 from cfopt.errors import ConfigError
-from cfopt.grading import GradeReport, find_solution, grade, merge_checks
+from cfopt.course.grading import GradeReport, find_solution, grade, merge_checks
 
 REPO = Path(__file__).resolve().parents[1]
 GRADE_SHAPE = Path(__file__).resolve().parents[2] / "shared/contracts/grade_shape.py"
@@ -34,7 +34,7 @@ def greet(name):
 
 
 def _check(name: str, body: str, points: float = 1):
-    src = f"from cfopt import kit\n\n@kit.check({name!r}, points={points!r})\ndef _():\n    {body}"
+    src = f"from cfopt.course import kit\n\n@kit.check({name!r}, points={points!r})\ndef _():\n    {body}"
     return new_code_cell(src, metadata={"cfopt": {"check": name, "points": points}})
 
 
@@ -86,7 +86,7 @@ def test_solution_gets_full_marks_and_exercise_gets_not_yet(course):
 def test_an_edited_check_is_replaced_by_the_solutions(course):
     def cheat(cells):
         cells[1].source = FUNCS.replace("return 2 * x", "return 2 + x")
-        cells[2].source = ("from cfopt import kit\n@kit.check('double doubles')\ndef _():\n"
+        cells[2].source = ("from cfopt.course import kit\n@kit.check('double doubles')\ndef _():\n"
                            "    pass  # always passes")
     report = grade(_learner(course, "mallory", cheat), solutions=course / "solutions")
     assert _by_name(report)["double doubles"] == (False, "expected double(21) to be 42, got 23")
@@ -138,7 +138,7 @@ def test_a_check_that_hangs_in_learner_code_did_not_finish(course):
     def loop(cells):
         cells[1].source = FUNCS.replace("return 2 * x", "while True:\n        pass")
     report = grade(_learner(course, "looper", loop), solutions=course / "solutions", cell_timeout=2)
-    assert report.error == "timed out after 2 s in cell 2 (`from cfopt import kit`)"
+    assert report.error == "timed out after 2 s in cell 2 (`from cfopt.course import kit`)"
     assert _by_name(report) == {
         "double doubles": (False, f"check did not finish: {report.error}"),
         "greet greets": (False, f"check did not run: {report.error}")}

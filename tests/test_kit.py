@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cfopt import kit
-from cfopt.checks import MIME_TYPE
+from cfopt.course import kit
+from cfopt.course.checks import MIME_TYPE
 from cfopt.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def _notebook(*cells) -> nbformat.NotebookNode:
 
 
 def _check_cell(name: str, body: str, points: float = 1) -> nbformat.NotebookNode:
-    src = f"from cfopt import kit\n@kit.check({name!r}, points={points!r})\ndef _():\n    {body}"
+    src = f"from cfopt.course import kit\n@kit.check({name!r}, points={points!r})\ndef _():\n    {body}"
     return new_code_cell(src, metadata={"cfopt": {"check": name, "points": points}})
 
 

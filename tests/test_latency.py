@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from cfopt.clock import VirtualClock
-from cfopt.coalesce import QueryOptimizer
+from cfopt.latency.coalesce import QueryOptimizer
 from cfopt.errors import ConfigError, ServerError
 from cfopt.latency import (PerformanceOptimizer, compress, decompress, latency_summary, percentile,
                            response_time)
-from cfopt.lazy import LazyLoader
-from cfopt.microbatch import MicroBatcher
+from cfopt.latency.lazy import LazyLoader
+from cfopt.latency.microbatch import MicroBatcher
 from cfopt.providers import Call, Providers
 from test_batching import Fake, grouped_reply
 

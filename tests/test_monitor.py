@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cfopt.anomaly import AnomalyConfig, ShiftDetector
+from cfopt.monitoring.anomaly import AnomalyConfig, ShiftDetector
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from cfopt.events import Event, EventBus
-from cfopt.monitor import MonitorConfig, PerformanceMonitor
-from cfopt.recommendations import Recommendation
-from cfopt.series import TimeSeries, compute_stats, percentile, trend_per_min
+from cfopt.monitoring.monitor import MonitorConfig, PerformanceMonitor
+from cfopt.monitoring.recommendations import Recommendation
+from cfopt.monitoring.series import TimeSeries, compute_stats, percentile, trend_per_min
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -11,9 +11,9 @@ import pytest
 
 from cfopt.batching import BatchConfig, BatchProcessor, Task
 from cfopt.clock import VirtualClock
-from cfopt.coalesce import QueryOptimizer
+from cfopt.latency.coalesce import QueryOptimizer
 from cfopt.errors import ConfigError
-from cfopt.grouping import GROUP_SYSTEM, group_prompt, split_answers
+from cfopt.batching.grouping import GROUP_SYSTEM, group_prompt, split_answers
 from cfopt.pricing import load_catalog
 from cfopt.providers import Call, ClaudeProvider, Providers
 from cfopt.providers.grouped import read_group
@@ -194,7 +194,7 @@ def run_batches(tasks, *, group_text=True, noncompliance=None, seed=0):
 def test_a_group_too_big_for_the_tier_is_halved_not_abandoned():
     # Tier 1 lets haiku write 10,000 output tokens a minute: ten 1,024-token caps ask for more
     # and the API refuses the call; two groups of five pass (the second after a 429's wait).
-    from cfopt.resilience import Resilience
+    from cfopt.batching.resilience import Resilience
     clock = VirtualClock()
     sender = Resilience(Providers(seed=0, clock=clock, rate_tier="tier-1"), clock=clock, seed=1)
     bp = BatchProcessor(sender)

@@ -17,12 +17,12 @@ import time
 import pytest
 
 import cfopt.errors as errors_module
-import cfopt.pipeline as pipeline_module
+import cfopt.pipeline.core as pipeline_module
 from cfopt.cache import DiskLayer, RedisLayer
 from cfopt.events import EventBus
 from cfopt.pipeline import Pipeline, PipelineConfig
 from cfopt.providers import Faults
-from cfopt.resilience import CircuitOpen, RetryPolicy
+from cfopt.batching.resilience import CircuitOpen, RetryPolicy
 from cfopt.workload import generate, load
 from redis_support import free_port, start_redis
 from sqlite_support import REAL_CONNECT, ReadOnlyConnection

@@ -23,7 +23,7 @@ from cfopt.cache import CacheManager, MemoryLayer
 from cfopt.clock import VirtualClock
 from cfopt.cost import CostOptimizer
 from cfopt.errors import CfoptError, WorkloadError
-from cfopt.monitor import PerformanceMonitor
+from cfopt.monitoring.monitor import PerformanceMonitor
 from cfopt.pricing import Usage
 from cfopt.providers import Providers, Result
 from cfopt.workload import dumps, load, loads

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import pytest
 
-from cfopt.budget import NANO, BudgetConfig, MemoryStore
+from cfopt.cost.budget import NANO, BudgetConfig, MemoryStore
 from cfopt.errors import ConfigError
 from cfopt.pipeline import Pipeline, PipelineConfig
 from cfopt.providers import Faults

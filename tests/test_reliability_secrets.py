@@ -19,7 +19,7 @@ import pytest
 
 from cfopt.bonus.loadtest import LoadTestConfig, run_loadtest
 from cfopt.cache.layers.redis import RedisLayer
-from cfopt.client import AsyncCfoptClient, CfoptClient
+from cfopt.latency.client import AsyncCfoptClient, CfoptClient
 from cfopt.errors import CfoptError
 from cfopt.server.config import ServerConfig
 

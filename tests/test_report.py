@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cfopt.pipeline import PipelineConfig, run_both
-from cfopt.pipeline_score import false_hits, limits, quality_kept
-from cfopt.report import Targets, build_report, format_table, money, pct
+from cfopt.pipeline.score import false_hits, limits, quality_kept
+from cfopt.pipeline.report import Targets, build_report, format_table, money, pct
 from cfopt.workload import generate
 
 ROOT = Path(__file__).resolve().parents[1]

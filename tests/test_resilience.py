@@ -12,7 +12,7 @@ from cfopt.errors import (BudgetExceeded, ConfigError, InvalidRequest, NotFound,
 from cfopt.events import EventBus
 from cfopt.pricing import Usage, load_catalog
 from cfopt.providers.base import Call, Result
-from cfopt.resilience import (BreakerConfig, CircuitBreaker, Resilience, RetryPolicy,
+from cfopt.batching.resilience import (BreakerConfig, CircuitBreaker, Resilience, RetryPolicy,
                               backoff_delay, retry_delay)
 
 CATALOG = load_catalog()

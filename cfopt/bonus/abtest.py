@@ -7,7 +7,7 @@ Python's ``hash()``, salted per process), independent of the order users arrive 
 A *strategy* replays one arm's requests and returns ``(cost_usd, latency_s)`` per request, in
 order. Two are built in on the simulated providers (``premium_strategy``: every request to the
 premium model of its type; ``routed_strategy``: ``CostOptimizer``'s choice), and
-``pipeline_strategy(config)`` replays through ``cfopt.pipeline`` (latency there is the response
+``pipeline_strategy(config)`` replays through ``cfopt.pipeline.core`` (latency there is the response
 time to first useful content).
 
 Two ways to replay, because simulation can do what a live test cannot:
@@ -45,14 +45,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..clock import VirtualClock
-from ..cost import CostOptimizer
+from ..cost.optimizer import CostOptimizer
 from ..errors import ConfigError, ProviderError
 from ..providers import Call, Providers
 from ..workload import Request, strip_intent
 from .abstats import ABStatsConfig, MetricResult, MetricSample, compare
 
 if TYPE_CHECKING:
-    from ..pipeline import PipelineConfig
+    from ..pipeline.core import PipelineConfig
 
 __all__ = ["Strategy", "ArmSummary", "ABResult", "assign", "split_users", "replay_calls",
            "premium_strategy", "routed_strategy", "pipeline_strategy", "run_abtest"]
@@ -119,8 +119,8 @@ def routed_strategy(seed: int = 0) -> Strategy:
 
 
 def pipeline_strategy(config: "PipelineConfig | None" = None, *, seed: int = 0) -> Strategy:
-    """Replay through ``cfopt.pipeline`` with ``config`` (a ``PipelineConfig``; None: all on)."""
-    from ..pipeline import Pipeline  # the whole serving stack: loaded only when asked for
+    """Replay through ``cfopt.pipeline.core`` with ``config`` (a ``PipelineConfig``; None: all on)."""
+    from ..pipeline.core import Pipeline  # the whole serving stack: loaded only when asked for
 
     def run(requests: Sequence[Request]) -> list[tuple[float, float]]:
         result = Pipeline(config, seed=seed).run(requests)

@@ -52,7 +52,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..events import EventBus
-from ..monitor import MonitorConfig, PerformanceMonitor
+from ..monitoring.monitor import MonitorConfig, PerformanceMonitor
 from ..workload import Request
 from .climb import HillClimber, Knob, TuneResult, Window, tune
 from .objective import Objective, WindowMetrics, reference_usd

@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Mapping, Sequence
 
-from ..cost import CostOptimizer
+from ..cost.optimizer import CostOptimizer
 from ..errors import ConfigError
-from ..monitor import PerformanceMonitor
+from ..monitoring.monitor import PerformanceMonitor
 from ..workload import Request
 
 __all__ = ["WindowMetrics", "Objective", "reference_usd"]

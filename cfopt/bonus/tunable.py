@@ -19,7 +19,7 @@ everything: the cache's entries (each keeps the TTL it was stored with; a smalle
 evicts at the next store), calls in flight, the open batch windows (a window already open keeps
 its deadline), the providers' rate-limit buckets and random streams, the clock.
 
-Why not ``cfopt.pipeline`` itself: its replay builds its cache inside ``run`` and offers no
+Why not ``cfopt.pipeline.core`` itself: its replay builds its cache inside ``run`` and offers no
 handle to change it while it runs; its memory layer has a disk layer behind it (1 h TTL) that
 answers whatever memory dropped, so on the one-hour workload memory capacity and TTL change
 neither its spend nor its provider calls; and it has no batch size or max-wait (each
@@ -61,13 +61,13 @@ from typing import Callable, Sequence
 
 from ..cache import CacheManager, MemoryLayer, SingleFlight, TTLPolicy
 from ..clock import VirtualClock
-from ..coalesce import QueryOptimizer
-from ..cost import CostOptimizer
+from ..latency.coalesce import QueryOptimizer
+from ..cost.optimizer import CostOptimizer
 from ..errors import CfoptError, ConfigError
 from ..events import Event, EventBus
-from ..microbatch import MicroBatcher
-from ..pipeline_stages import LOOKUP_S, CountingSender
-from ..pipeline_types import MEMORY_ENTRIES, MEMORY_TTL_S, STREAMED_TYPES, TEXT_TYPES
+from ..latency.microbatch import MicroBatcher
+from ..pipeline.network import LOOKUP_S, CountingSender
+from ..pipeline.types import MEMORY_ENTRIES, MEMORY_TTL_S, STREAMED_TYPES, TEXT_TYPES
 from ..providers import Call, Providers, Result
 from ..workload import Request, strip_intent
 

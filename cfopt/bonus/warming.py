@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 
 from ..cache import CacheManager, MemoryLayer, Prediction, TTLPolicy
 from ..clock import VirtualClock
-from ..cost import CostOptimizer
+from ..cost.optimizer import CostOptimizer
 from ..errors import ConfigError, ProviderError
 from ..providers import Call, Providers, Result
 from ..workload import Request, strip_intent

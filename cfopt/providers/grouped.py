@@ -1,7 +1,7 @@
 """The grouped-request wire format: N prompts in one call, one JSON array of N answers back.
 
-Both ends of a grouped call share this module: ``cfopt.grouping`` (and through it
-``cfopt.batching`` and ``cfopt.coalesce``) builds grouped calls and splits their replies; the
+Both ends of a grouped call share this module: ``cfopt.batching.grouping`` (and through it
+``cfopt.batching.processor`` and ``cfopt.latency.coalesce``) builds grouped calls and splits their replies; the
 simulated Claude (``cfopt.providers.claude``) recognises a grouped call and answers in kind. It
 imports nothing from cfopt, so the providers below and the batching above can both use it.
 

@@ -3,7 +3,7 @@
 ``cfopt serve`` (or ``serve_in_thread`` in a test or notebook) runs the simulated providers
 behind a real HTTP server (starlette under uvicorn) on 127.0.0.1, on the real clock sped up by
 ``time_scale``. Anything that speaks the real APIs works against it: the official ``anthropic``
-SDK with ``base_url=``, ``cfopt.client``, curl. See ``app`` for the routes.
+SDK with ``base_url=``, ``cfopt.latency.client``, curl. See ``app`` for the routes.
 
 >>> ServerConfig(time_scale=50, seed=7)
 ServerConfig(seed=7, profile='exercise', time_scale=50)

@@ -1,0 +1,127 @@
+"""The BatchProcessor's vocabulary: a task, its one result, the switches and the running totals.
+
+``Task`` checks its fields when made, so a bad one fails where it is written, not in a batch:
+
+>>> Task("t-1", "text", "hello").priority
+'medium'
+>>> Task("t-2", "text", "hello", max_tokens=0)
+Traceback (most recent call last):
+...
+cfopt.errors.ConfigError: Task.max_tokens must be a positive integer, got 0
+>>> BatchConfig(batch_size=10).group_max
+10
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from ..providers.base import Call, Result
+
+__all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "DEFAULT_MODELS", "TEXT_TYPES",
+           "Sender"]
+
+DEFAULT_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
+                  "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
+                  "photo": "unsplash-search"}
+TEXT_TYPES = ("text", "analysis")
+
+
+class Sender(Protocol):
+    async def asend(self, call: Call) -> Result: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """How the processor batches: sizes, waits, aging, concurrency and which paths it uses."""
+
+    batch_size: int = 25            # tasks taken from the queue at a time
+    max_wait_s: float = 0.5         # a partial batch goes once its oldest task waited this long
+    aging_s: float | None = 30.0    # a waiting task climbs a priority level per aging_s
+    concurrency: int = 8            # media calls in flight at once, all batches together
+    workers: int = 4                # batches in flight at once
+    group_max: int = 10             # prompts per grouped text call
+    group_text: bool = True
+    # A model that keeps ignoring the grouped format doubles the calls: after this many replies
+    # in a row that do not split, its text goes one call per task.
+    group_give_up: int = 3
+    batch_api_for_low: bool = True  # low-priority text through the Message Batches API
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "concurrency", "workers", "group_max", "group_give_up"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_s < 0 or (self.aging_s is not None and self.aging_s <= 0):
+            raise ConfigError("max_wait_s must be >= 0 and aging_s positive or None")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work: what to make, how urgent, with which model (None: the type's default)."""
+
+    id: str
+    type: str
+    prompt: str
+    priority: str = "medium"
+    model: str | None = None
+    max_tokens: int | None = None
+    at: float | None = None         # when it arrives, for ``run``; None: at once
+
+    def __post_init__(self) -> None:
+        for name in ("id", "type", "prompt", "priority"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"Task.{name} must be a string, got {getattr(self, name)!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ConfigError(f"Task.model must be a string or None, got {self.model!r}")
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or
+                                            not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ConfigError(f"Task.max_tokens must be a positive integer, got {self.max_tokens!r}")
+
+    @classmethod
+    def from_request(cls, request: Any, model: str | None = None, index: int = 0) -> "Task":
+        """A task for a workload ``Request`` (its ``intent`` is never read)."""
+        return cls(request.id or f"req-{index}", request.type, request.prompt, request.priority,
+                   model, request.max_tokens, request.t)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The one outcome of one task: ``result`` or ``error``."""
+
+    id: str
+    priority: str
+    path: str                       # grouped | single | batch_api | parallel
+    result: Result | None = None
+    error: BaseException | None = None
+    cost_usd: float = 0.0           # this task's share of what its calls cost
+    enqueued_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def queued_s(self) -> float:
+        return self.started_at - self.enqueued_at
+
+
+@dataclass
+class BatchStats:
+    """What the processor did; ``cost_usd`` counts every provider call once."""
+
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    batches: int = 0
+    provider_calls: int = 0
+    grouped_calls: int = 0
+    split_failures: int = 0         # grouped calls whose answer did not split, or that failed
+    grouping_stopped: list[str] = field(default_factory=list)   # models no longer grouped
+    single_calls: int = 0
+    batch_api_calls: int = 0
+    parallel_calls: int = 0
+    cost_usd: float = 0.0
+    by_path: dict[str, int] = field(default_factory=dict)

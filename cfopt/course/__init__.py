@@ -1,0 +1,1 @@
+"""The course machinery: exercise notebooks built from solutions, check cells, grading, a runner."""
