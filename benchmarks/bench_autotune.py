@@ -6,7 +6,7 @@
 On one workload, measured in this run:
 
 1. an offline grid search: every combination of memory_entries x memory_ttl_s x max_batch_size x
-   max_wait_time held fixed over a whole replay, scored by the default ``Objective`` averaged
+   max_wait_s held fixed over a whole replay, scored by the default ``Objective`` averaged
    over the same windows the tuner sees;
 2. online runs of ``autotune`` (one replay each, knobs moved after every window) from two
    starts (the library's defaults, and every knob clearly wrong) and three seeds, each with
@@ -39,15 +39,15 @@ from cfopt.workload import load  # noqa: E402
 GRID = {"memory_entries": [100, 300, 1000, 3000, 10000],
         "memory_ttl_s": [30.0, 120.0, 300.0, 1200.0, 3600.0],
         "max_batch_size": [1, 4, 16],
-        "max_wait_time": [0.05, 0.5]}
+        "max_wait_s": [0.05, 0.5]}
 STARTS = {"defaults": Knobs(),
           "all wrong": Knobs(memory_entries=20_000, memory_ttl_s=1.0, max_batch_size=32,
-                             max_wait_time=2.0)}
+                             max_wait_s=2.0)}
 
 
 def _knobs(k: dict) -> str:
     return (f"entries {k['memory_entries']:>6.0f}  ttl {k['memory_ttl_s']:>7.1f}s  "
-            f"batch {k['max_batch_size']:>3.0f}  wait {k['max_wait_time']:>6.3f}s")
+            f"batch {k['max_batch_size']:>3.0f}  wait {k['max_wait_s']:>6.3f}s")
 
 
 def main() -> None:

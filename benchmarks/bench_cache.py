@@ -58,8 +58,8 @@ def redis_layer(url: str | None) -> RedisLayer | None:
 def hit_rates(requests, redis: RedisLayer | None, tmp: str) -> None:
     rule(f"hit rate by layer: replay of {len(requests)} requests (memory {MEMORY_ENTRIES} entries)")
     clock = VirtualClock()
-    layers = [MemoryLayer(max_entries=MEMORY_ENTRIES, timer=clock),
-              DiskLayer(f"{tmp}/cache.sqlite", timer=clock), CDNLayer(f"{tmp}/cdn", clock=clock)]
+    layers = [MemoryLayer(max_entries=MEMORY_ENTRIES, clock=clock),
+              DiskLayer(f"{tmp}/cache.sqlite", clock=clock), CDNLayer(f"{tmp}/cdn", clock=clock)]
     if redis:
         layers.append(redis)
     m = CacheManager(layers, provider=Providers(seed=0, clock=clock), clock=clock,
@@ -67,7 +67,7 @@ def hit_rates(requests, redis: RedisLayer | None, tmp: str) -> None:
     t0 = time.perf_counter()
     rep = replay(requests, m)
     took = time.perf_counter() - t0
-    stats = m.stats()
+    stats = m.stats
     n = rep.requests
     for source, count in sorted(rep.by_source.items(), key=lambda kv: -kv[1]):
         print(f"  {source:<18} {count:>6}  {count / n:6.1%}")

@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parents[1] / "datasets"
 # Every knob clearly wrong: rent for 20,000 entries that keep nothing past 1 s (few hits), and
 # text calls that wait up to 2 s to be merged into batches of 32 (slow; merging saves calls but
 # hardly any money, since tokens cost the same in one call or in many).
-BAD = Knobs(memory_entries=20_000, memory_ttl_s=1.0, max_batch_size=32, max_wait_time=2.0)
+BAD = Knobs(memory_entries=20_000, memory_ttl_s=1.0, max_batch_size=32, max_wait_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_climber_holds_on_a_flat_objective_and_never_leaves_the_bounds():
 
 def test_knobs_change_during_one_replay_and_the_cache_carries_over(tiny):
     replay = TunableReplay(tiny, BAD)
-    big = Knobs(memory_entries=5000, memory_ttl_s=3600.0, max_batch_size=4, max_wait_time=0.1)
+    big = Knobs(memory_entries=5000, memory_ttl_s=3600.0, max_batch_size=4, max_wait_s=0.1)
     hits_before: list[int] = []
 
     def tick(k: int) -> None:
@@ -69,7 +69,7 @@ def test_knobs_change_during_one_replay_and_the_cache_carries_over(tiny):
     live = replay.live_knobs()
     assert live["memory_entries"] == 5000 and live["memory_ttl_s"] == 3600.0
     assert live["max_batch_size"] and set(live["max_batch_size"].values()) == {4}
-    assert set(live["max_wait_time"].values()) == {0.1}
+    assert set(live["max_wait_s"].values()) == {0.1}
     # The rest of the run hit far more than a run held at the bad knobs did after minute 2.
     held = TunableReplay(tiny, BAD)
     held_hits: list[int] = []
@@ -115,7 +115,7 @@ def test_grid_search_scores_each_setting_as_a_fixed_run(tiny):
     (lambda: Objective(late_usd_per_s=-1.0), "late_usd_per_s"),
     (lambda: Objective(min_hit_rate=1.5), "min_hit_rate"),
     (lambda: Knobs(memory_entries=0), "memory_entries"),
-    (lambda: Knobs(max_wait_time=-0.1), "max_wait_time"),
+    (lambda: Knobs(max_wait_s=-0.1), "max_wait_s"),
     (lambda: HillClimber(DEFAULT_SPACE[:1], {"memory_entries": 5}), "start"),
     (lambda: HillClimber(DEFAULT_SPACE[:1], {"memory_entries": 50}, min_gain=2.0), "min_gain"),
     (lambda: autotune([Request(t=0.0, type="photo", prompt="a")], window_s=0), "window_s"),

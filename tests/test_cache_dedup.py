@@ -150,7 +150,7 @@ def test_the_index_finds_what_a_full_comparison_finds():
 
 def test_critical_and_other_tenants_get_no_semantic_hits():
     clock = VirtualClock()
-    m = CacheManager([MemoryLayer(timer=clock)], provider=CountingProvider(),
+    m = CacheManager([MemoryLayer(clock=clock)], provider=CountingProvider(),
                      dedup=ContentDeduplication())
     scope = dict(type="text", task="blog_post")
     m.fetch(Call("haiku", "write blog posts about grooming cats"), tenant="acme", **scope)
@@ -161,7 +161,7 @@ def test_critical_and_other_tenants_get_no_semantic_hits():
     assert m.fetch(near, tenant="globex", **scope).source == "provider"
     other_task = Call("haiku", "write one blog post about grooming cats")
     assert m.fetch(other_task, tenant="acme", type="text", task="seo_meta").source == "provider"
-    assert m.stats().semantic_hits == 1
+    assert m.stats.semantic_hits == 1
     assert m.invalidate("acme:*") >= 1
     assert m.fetch(near, tenant="acme", **scope).source == "provider"
 

@@ -54,7 +54,7 @@ def test_a_redis_outage_degrades_then_reconnects_by_itself():
         assert layer.set("k2", b"v", ttl=60) is False
         assert layer.get_many(["k", "k2"]) == {}
         assert layer.delete_matching("*") == 0
-        assert layer.stats().failures >= 4
+        assert layer.stats.failures >= 4
         proc = start_redis(port)  # the server comes back (empty: no persistence)
         time.sleep(0.15)
         assert layer.set("k3", b"back", ttl=60) is True
@@ -68,8 +68,8 @@ def test_a_redis_outage_degrades_then_reconnects_by_itself():
 # -- disk -----------------------------------------------------------------------------------------
 def test_disk_entries_persist_across_instances(tmp_path):
     clock = VirtualClock()
-    DiskLayer(tmp_path / "c.sqlite", timer=clock).set("k", b"kept", ttl=60)
-    assert DiskLayer(tmp_path / "c.sqlite", timer=clock).get("k") == b"kept"
+    DiskLayer(tmp_path / "c.sqlite", clock=clock).set("k", b"kept", ttl=60)
+    assert DiskLayer(tmp_path / "c.sqlite", clock=clock).get("k") == b"kept"
 
 
 def test_disk_file_deleted_mid_run_is_recreated(tmp_path):
@@ -93,7 +93,7 @@ def test_disk_read_only_file_counts_failures_instead_of_raising(tmp_path):
     try:
         layer = DiskLayer(path)
         assert layer.set("k2", b"v", ttl=60) is False
-        assert layer.stats().failures >= 1
+        assert layer.stats.failures >= 1
     finally:
         os.chmod(tmp_path, stat.S_IRWXU)
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
@@ -105,7 +105,7 @@ def test_disk_unwritable_directory_counts_failures_instead_of_raising(tmp_path):
     layer = DiskLayer(blocker / "c.sqlite")
     assert layer.set("k", b"v", ttl=60) is False
     assert layer.get("k") is None
-    assert layer.stats().failures >= 3
+    assert layer.stats.failures >= 3
 
 
 # -- CDN ------------------------------------------------------------------------------------------
@@ -145,12 +145,12 @@ class LargestFirst(cachetools.Cache):
 
 def test_memory_takes_any_cachetools_policy_and_counts_its_evictions():
     clock = VirtualClock()
-    layer = MemoryLayer(max_bytes=1_000, cache_class=LargestFirst, timer=clock)
+    layer = MemoryLayer(max_bytes=1_000, cache_class=LargestFirst, clock=clock)
     layer.set("big", b"x" * 600, ttl=60)
     layer.set("small", b"y" * 100, ttl=60)
     layer.set("medium", b"z" * 400, ttl=60)   # does not fit: the largest entry goes
     assert layer.get("big") is None and layer.get("small") and layer.get("medium")
-    assert layer.stats().evictions == 1
+    assert layer.stats.evictions == 1
     clock.advance(61)
     assert layer.get("small") is None      # TTL still holds without a TTL-aware policy
 
@@ -171,6 +171,6 @@ def test_disk_write_errors_are_counted_and_the_layer_recovers(tmp_path, monkeypa
     layer.close()                                   # the next call reconnects, read-only
     assert layer.set("k2", b"v", ttl=60) is False   # no exception reaches the caller
     assert layer.delete("k") is False
-    assert layer.stats().failures >= 2
+    assert layer.stats.failures >= 2
     monkeypatch.setattr(sqlite3, "connect", REAL_CONNECT)
     assert layer.set("k3", b"back", ttl=60) is True and layer.get("k3") == b"back"

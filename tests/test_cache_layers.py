@@ -25,9 +25,9 @@ class Harness:
 
     def make(self, namespace: str = "ns1", **bounds):
         if self.kind == "memory":
-            layer = MemoryLayer(timer=self.clock, namespace=namespace, **bounds)
+            layer = MemoryLayer(clock=self.clock, namespace=namespace, **bounds)
         elif self.kind == "disk":
-            layer = DiskLayer(self.tmp_path / "cache.sqlite", timer=self.clock,
+            layer = DiskLayer(self.tmp_path / "cache.sqlite", clock=self.clock,
                               namespace=namespace, **bounds)
         elif self.kind == "cdn":
             layer = CDNLayer(self.tmp_path / "cdn", clock=self.clock, namespace=namespace, **bounds)
@@ -70,7 +70,7 @@ def test_values_round_trip(layer, value):
 
 def test_missing_key_is_a_counted_miss(layer):
     assert layer.get("nope") is None
-    s = layer.stats()
+    s = layer.stats
     assert (s.hits, s.misses, s.failures) == (0, 1, 0)
 
 
@@ -127,8 +127,8 @@ def test_total_bytes_stay_within_the_bound_and_evictions_are_counted(harness):
     layer = harness.make(max_bytes=10_000, max_entries=1_000)
     for i in range(50):
         layer.set(f"k{i:02d}", bytes([i]) * 1_000, ttl=60)
-        assert layer.stats().bytes <= 10_000
-    s = layer.stats()
+        assert layer.stats.bytes <= 10_000
+    s = layer.stats
     assert s.evictions >= 40 and s.entries <= 10
     assert layer.get("k49") == bytes([49]) * 1_000  # the newest entry survived
 
@@ -145,7 +145,7 @@ def test_entry_bound_evicts_least_recently_used(harness):
     layer.set("d", b"d", ttl=60)
     assert layer.get("b") is None
     assert [layer.get(k) for k in "acd"] == [b"a", b"c", b"d"]
-    assert layer.stats().entries == 3
+    assert layer.stats.entries == 3
 
 
 @pytest.mark.parametrize("value", [ValueError("boom"), None, "text, not bytes", {"a": 1}])
@@ -172,14 +172,14 @@ def test_bulk_operations_round_trip(layer):
     assert layer.set_many(items, ttl=60) == 20
     found = layer.get_many([*items, "absent"])
     assert found == items
-    s = layer.stats()
+    s = layer.stats
     assert (s.hits, s.misses, s.sets, s.entries) == (20, 1, 20, 20)
 
 
 def test_stats_is_a_plain_record_with_sizes(layer):
     layer.set("key", b"12345", ttl=60)
     layer.get("key")
-    s = layer.stats()
+    s = layer.stats
     assert s.layer == layer.name and s.entries == 1 and s.hits == 1 and s.hit_rate == 1.0
     assert s.bytes >= 5
 

@@ -50,7 +50,7 @@ def clock():
 
 @pytest.fixture
 def two_layers(tmp_path, clock):
-    return MemoryLayer(timer=clock), DiskLayer(tmp_path / "c.sqlite", timer=clock)
+    return MemoryLayer(clock=clock), DiskLayer(tmp_path / "c.sqlite", clock=clock)
 
 
 def manager(layers, provider=None, **kw):
@@ -73,9 +73,9 @@ def test_get_returns_the_value_and_its_layer_and_promotes_it(two_layers):
     ("cdn-first", ["cdn", "memory", "disk", "redis"])])
 def test_strategies_set_the_order_of_layers(tmp_path, clock, redis_url, redis_namespace,
                                             strategy, order):
-    layers = [CDNLayer(tmp_path / "cdn", clock=clock), MemoryLayer(timer=clock),
+    layers = [CDNLayer(tmp_path / "cdn", clock=clock), MemoryLayer(clock=clock),
               RedisLayer(redis_url, namespace=redis_namespace),
-              DiskLayer(tmp_path / "c.sqlite", timer=clock)]
+              DiskLayer(tmp_path / "c.sqlite", clock=clock)]
     m = manager(layers, strategy=strategy)
     assert [l.name for l in m.layers] == order
     img = m.fetch(Call("flux_dev", "a red fox"))
@@ -98,13 +98,13 @@ def test_truncated_answers_and_errors_are_never_cached(two_layers):
     m = manager(two_layers, CountingProvider(stop_reason="max_tokens"))
     m.fetch(Call("haiku", "long essay", max_tokens=5))
     assert m.fetch(Call("haiku", "long essay", max_tokens=5)).source == "provider"
-    assert m.stats().not_cached == 2
+    assert m.stats.not_cached == 2
     m = manager(two_layers, CountingProvider(fail=1))
     with pytest.raises(ServerError):
         m.fetch(Call("haiku", "flaky"))
     assert m.fetch(Call("haiku", "flaky")).source == "provider"
     assert m.fetch(Call("haiku", "flaky")).source == "memory"
-    assert m.stats().errors == 1
+    assert m.stats.errors == 1
 
 
 def test_no_cache_and_force_refresh(two_layers):
@@ -142,12 +142,12 @@ def test_invalidate_by_model_pattern_counts_across_layers(two_layers):
 
 def test_stock_photos_stay_hot_linked_media_goes_to_the_cdn(tmp_path, clock):
     cdn = CDNLayer(tmp_path / "cdn", clock=clock)
-    m = manager([MemoryLayer(timer=clock), cdn], strategy="cdn-first")
+    m = manager([MemoryLayer(clock=clock), cdn], strategy="cdn-first")
     photo = m.fetch(Call("unsplash-search", "red fox"))
-    assert m.get(photo.key, "photo").layer == "memory" and cdn.stats().entries == 0
+    assert m.get(photo.key, "photo").layer == "memory" and cdn.stats.entries == 0
     assert "images.unsplash.com" in m.get(photo.key, "photo").value.content  # JSON, not bytes
     m.fetch(Call("flux_dev", "a red fox"))
-    assert cdn.stats().entries == 1
+    assert cdn.stats.entries == 1
 
 
 def test_warm_cache_generates_only_predictions_above_the_threshold(two_layers):
@@ -167,7 +167,7 @@ def test_stats_are_plain_records_per_layer(two_layers):
     m = manager(two_layers)
     for prompt in ("a", "a", "b", "a"):
         m.fetch(Call("haiku", prompt))
-    s = m.stats()
+    s = m.stats
     assert (s.requests, s.exact_hits, s.provider_calls) == (4, 2, 2)
     assert s.hit_rate == 0.5
     assert s.layers["memory"].hits == 2 and s.layers["memory"].entries == 2
@@ -185,7 +185,7 @@ def test_fifty_concurrent_identical_misses_make_one_provider_call(two_layers, cl
     assert p.calls == 1
     assert {s.result for s in served} == {served[0].result}
     assert sorted(s.source for s in served).count("coalesced") == 49
-    assert m.stats().coalesced == 49 and clock.now() == pytest.approx(0.05)
+    assert m.stats.coalesced == 49 and clock.now() == pytest.approx(0.05)
 
 
 def test_a_failed_shared_call_reaches_every_waiter_and_is_not_cached(two_layers, clock):
@@ -222,10 +222,10 @@ def test_bad_construction_is_refused(two_layers):
 def test_a_dead_redis_degrades_to_the_other_layers(clock):
     dead = RedisLayer("redis://127.0.0.1:1/0", namespace="down", timeout_s=0.05)
     p = CountingProvider()
-    m = manager([MemoryLayer(timer=clock), dead], p, strategy="redis-first")
+    m = manager([MemoryLayer(clock=clock), dead], p, strategy="redis-first")
     assert m.fetch(Call("haiku", "x")).source == "provider"
     assert m.fetch(Call("haiku", "x")).source == "memory"
-    assert m.stats().layers["redis"].failures >= 2 and p.calls == 1
+    assert m.stats.layers["redis"].failures >= 2 and p.calls == 1
 
 
 @pytest.mark.redis

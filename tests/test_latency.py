@@ -72,7 +72,7 @@ def test_micro_batcher_sends_a_full_batch_at_once_and_a_partial_one_after_max_wa
         return [x * 10 for x in items]
 
     async def main():
-        mb = MicroBatcher(handler, max_batch_size=4, max_wait_time=0.2, clock=clock)
+        mb = MicroBatcher(handler, max_batch_size=4, max_wait_s=0.2, clock=clock)
         first = await asyncio.gather(*(mb.submit(i) for i in range(6)))
         await clock.asleep(5)
         last = await mb.submit(7)
@@ -91,7 +91,7 @@ def test_each_caller_gets_its_own_error():
         return [ValueError(f"bad {x}") if x % 2 else x for x in items]
 
     async def main():
-        mb = MicroBatcher(handler, max_batch_size=4, max_wait_time=0.1, clock=clock)
+        mb = MicroBatcher(handler, max_batch_size=4, max_wait_s=0.1, clock=clock)
         return await asyncio.gather(*(mb.submit(i) for i in range(4)), return_exceptions=True)
     out = clock.run(main())
     assert out[0] == 0 and out[2] == 2 and str(out[1]) == "bad 1" and str(out[3]) == "bad 3"
@@ -107,7 +107,7 @@ def test_a_failed_or_miscounted_batch_fails_every_caller_in_it(handler_result):
         return items[:-1]
 
     async def main():
-        mb = MicroBatcher(handler, max_batch_size=3, max_wait_time=0.1, clock=clock)
+        mb = MicroBatcher(handler, max_batch_size=3, max_wait_s=0.1, clock=clock)
         return await asyncio.gather(*(mb.submit(i) for i in range(3)), return_exceptions=True)
     out = clock.run(main())
     assert len(out) == 3 and all(isinstance(e, (ServerError, ValueError)) for e in out)
@@ -180,7 +180,7 @@ def test_identical_calls_in_flight_share_one_provider_call():
 def test_compatible_text_calls_merge_into_one_grouped_call():
     clock = VirtualClock()
     fake = Fake(clock, reply=grouped_reply)
-    opt = PerformanceOptimizer(fake, max_batch_size=10, max_wait_time=0.05)
+    opt = PerformanceOptimizer(fake, max_batch_size=10, max_wait_s=0.05)
     calls = [Call("haiku", f"q{i}") for i in range(7)] + [Call("flux_schnell", "img")]
     out = clock.run(opt.optimize_queries(calls))
     assert [r.content for r in out[:7]] == [f"answer: q{i}" for i in range(7)]
@@ -204,7 +204,7 @@ def test_batch_processor_defaults_to_grouped_text_calls():
     opt = PerformanceOptimizer(fake)
 
     async def main():
-        mb = opt.batch_processor(max_batch_size=5, max_wait_time=0.1)
+        mb = opt.batch_processor(max_batch_size=5, max_wait_s=0.1)
         return await asyncio.gather(*(mb.submit(Call("haiku", f"p{i}")) for i in range(10))), mb
     out, mb = clock.run(main())
     assert [r.content for r in out] == [f"answer: p{i}" for i in range(10)]

@@ -61,7 +61,7 @@ def test_connection_pool_reuses_until_keepalive_expires():
     pool.release("fal")
     clock.advance(6.0)                      # idle longer than keep-alive: the server closed it
     assert pool.acquire("fal") == HANDSHAKE_S
-    assert (pool.stats.opened, pool.stats.reused) == (2, 1)
+    assert (pool.stats.connections_opened, pool.stats.reused) == (2, 1)
 
 
 # -- every request answered, once, deterministically ---------------------------------------------
@@ -98,7 +98,7 @@ def _without(requests, name, **kw):
 def test_baseline_is_premium_unpooled_uncached(requests):
     base = Pipeline(PipelineConfig.baseline(), seed=3).run(requests)
     assert _hits(base) == 0 and base.provider_calls == len(requests)
-    assert base.pool.opened == base.provider_calls and base.pool.reused == 0
+    assert base.pool.connections_opened == base.provider_calls and base.pool.reused == 0
     models = {o.type: o.model for o in base.outcomes}
     assert models["text"] == "claude-opus-4-5" and models["image"] == "flux_dev"
     assert {o.path for o in base.outcomes} == {"interactive"}
@@ -151,7 +151,7 @@ def test_without_lazy_waits_for_media(requests, full):
 
 def test_without_pooling_opens_a_connection_per_call(requests, full):
     run = _without(requests, "pooling")
-    assert run.pool.reused == 0 and run.pool.opened == run.provider_calls
+    assert run.pool.reused == 0 and run.pool.connections_opened == run.provider_calls
     assert full.pool.reused > 0 and _avg(run) > _avg(full)
 
 

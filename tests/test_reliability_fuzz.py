@@ -100,7 +100,7 @@ def _result(content: str) -> Result:
                   stop_reason="end_turn")
 
 
-CACHE = CacheManager([MemoryLayer(timer=VirtualClock().now)])
+CACHE = CacheManager([MemoryLayer(clock=VirtualClock())])
 
 
 @settings(max_examples=EXAMPLES["cache_get"], **FAST)

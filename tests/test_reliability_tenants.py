@@ -73,7 +73,7 @@ def _replay(layers, clock) -> tuple[collections.Counter, int]:
 
 def test_two_tenants_share_memory_and_disk_with_zero_cross_tenant_hits(tmp_path):
     clock = VirtualClock()
-    layers = [MemoryLayer(timer=clock.now), DiskLayer(tmp_path / "shared.sqlite", timer=clock.now)]
+    layers = [MemoryLayer(clock=clock), DiskLayer(tmp_path / "shared.sqlite", clock=clock)]
     sources, crossed = _replay(layers, clock)
     assert sum(sources.values()) == 2 * (N_REQUESTS + 2 * len(PARAPHRASES))
     # The cache did serve, both ways, so the check below was really exercised.
@@ -102,7 +102,7 @@ def test_a_near_duplicate_of_another_tenants_prompt_is_not_served(tmp_path):
     """acme caches a prompt; globex asks its paraphrase: a provider call, not acme's answer."""
     clock = VirtualClock()
     provider = _TenantRecorder(clock)
-    cache = CacheManager([MemoryLayer(timer=clock.now)], provider=provider,
+    cache = CacheManager([MemoryLayer(clock=clock)], provider=provider,
                          dedup=ContentDeduplication(), clock=clock,
                          catalog=provider.providers.catalog)
     for original, paraphrase in PARAPHRASES:

@@ -38,7 +38,7 @@ from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, InvalidRequest
 from .grouping import GROUP_SYSTEM, group_prompt, split_answers
 from .priority import PRIORITY_RANK, AgingQueue
-from ..providers.base import Call, Result
+from ..providers.base import DEFAULT_MAX_TOKENS, Call, Result
 
 __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "BatchProcessor", "DEFAULT_MODELS",
            "group_prompt", "split_answers", "GROUP_SYSTEM"]
@@ -215,7 +215,7 @@ class BatchProcessor:
         if len(items) == 1:
             return await self._single(*items[0], model, "single", settle)
         system, prompt = group_prompt([t.prompt for t, _ in items])
-        max_tokens = sum(t.max_tokens or 1024 for t, _ in items)
+        max_tokens = sum(t.max_tokens or DEFAULT_MAX_TOKENS for t, _ in items)
         self.stats.grouped_calls += 1
         answers = None
         try:

@@ -26,14 +26,14 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
 from .breaker import BreakerConfig, CircuitBreaker
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, ProviderError, ProviderTimeout, RateLimited
 from ..events import Event, EventBus
 from ..pricing import PriceCatalog, load_catalog
-from ..providers.base import Call, Result
+from ..providers.base import Call, Result, Sender
 
 __all__ = ["RetryPolicy", "BreakerConfig", "CircuitBreaker", "CircuitOpen", "ResilienceStats",
            "Resilience", "backoff_delay", "retry_delay", "DEFAULT_FALLBACKS"]
@@ -45,10 +45,6 @@ DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {
     "claude-sonnet-4-5": ("claude-haiku-4-5",),
     "flux_dev": ("flux_schnell",),
 }
-
-
-class Sender(Protocol):
-    async def asend(self, call: Call) -> Result: ...
 
 
 class CircuitOpen(ProviderError):

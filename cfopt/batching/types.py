@@ -14,10 +14,11 @@ cfopt.errors.ConfigError: Task.max_tokens must be a positive integer, got 0
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ConfigError
-from ..providers.base import Call, Result
+from ..workload import TEXT_TYPES
+from ..providers.base import Call, Result, Sender
 
 __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "DEFAULT_MODELS", "TEXT_TYPES",
            "Sender"]
@@ -25,11 +26,6 @@ __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "DEFAULT_MODELS", 
 DEFAULT_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
                   "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
                   "photo": "unsplash-search"}
-TEXT_TYPES = ("text", "analysis")
-
-
-class Sender(Protocol):
-    async def asend(self, call: Call) -> Result: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..clock import VirtualClock
-from ..cost.optimizer import CostOptimizer
+from ..cost.optimizer import PREMIUM, CostOptimizer
 from ..errors import ConfigError, ProviderError
 from ..providers import Call, Providers
 from ..workload import Request, strip_intent
@@ -58,8 +58,6 @@ __all__ = ["Strategy", "ArmSummary", "ABResult", "assign", "split_users", "repla
            "premium_strategy", "routed_strategy", "pipeline_strategy", "run_abtest"]
 
 Strategy = Callable[[Sequence[Request]], list[tuple[float, float]]]
-PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "flux_dev",
-           "video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
 
 
 def assign(user: str, salt: str, share_b: float = 0.5) -> str:

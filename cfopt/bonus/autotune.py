@@ -71,7 +71,7 @@ DEFAULT_SPACE = (
     Knob("memory_entries", 10, 20_000, step=8.0, min_step=1.2, integer=True),
     Knob("memory_ttl_s", 1.0, 3_600.0, step=8.0, min_step=1.2),
     Knob("max_batch_size", 1, 32, step=4.0, min_step=1.2, integer=True),
-    Knob("max_wait_time", 0.01, 2.0, step=4.0, min_step=1.2),
+    Knob("max_wait_s", 0.01, 2.0, step=4.0, min_step=1.2),
 )
 
 

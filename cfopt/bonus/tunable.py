@@ -9,7 +9,7 @@ knobs of the auto-tuner, built from the library's own parts:
                  ``TTLPolicy`` says), the pipeline's two cache knobs;
 3. coalescing    ``SingleFlight``: identical calls in flight share one answer;
 4. merging       text calls go through one ``MicroBatcher`` per model (**batch size**
-                 ``max_batch_size`` and **max-wait** ``max_wait_time``), whose handler is
+                 ``max_batch_size`` and **max-wait** ``max_wait_s``), whose handler is
                  ``QueryOptimizer.send_grouped``: one grouped call per batch, one call per
                  prompt when the reply does not split; media calls go straight on;
 5. ``CountingSender`` in front of the simulated ``Providers``: every call paid is counted.
@@ -83,7 +83,7 @@ class Knobs:
     memory_entries: int = MEMORY_ENTRIES   # the memory layer's capacity
     memory_ttl_s: float = MEMORY_TTL_S     # seconds the memory layer keeps a text answer
     max_batch_size: int = 1                # text calls merged into one grouped call (1: none)
-    max_wait_time: float = 0.05            # seconds a batch waits for more calls
+    max_wait_s: float = 0.05            # seconds a batch waits for more calls
 
     def __post_init__(self) -> None:
         for name in ("memory_entries", "max_batch_size"):
@@ -92,12 +92,12 @@ class Knobs:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if not self.memory_ttl_s > 0:
             raise ConfigError(f"memory_ttl_s must be positive seconds, got {self.memory_ttl_s!r}")
-        if not self.max_wait_time >= 0:
-            raise ConfigError(f"max_wait_time must be >= 0 seconds, got {self.max_wait_time!r}")
+        if not self.max_wait_s >= 0:
+            raise ConfigError(f"max_wait_s must be >= 0 seconds, got {self.max_wait_s!r}")
 
     def __repr__(self) -> str:
         return (f"Knobs(memory_entries={self.memory_entries}, memory_ttl_s={self.memory_ttl_s:g}, "
-                f"max_batch_size={self.max_batch_size}, max_wait_time={self.max_wait_time:g})")
+                f"max_batch_size={self.max_batch_size}, max_wait_s={self.max_wait_s:g})")
 
 
 @dataclass
@@ -151,7 +151,7 @@ class TunableReplay:
         if self._started:
             _retune(self._memory, self._cache, knobs)
             for b in self._batchers["a"].values():
-                b.max_batch_size, b.max_wait_time = knobs.max_batch_size, knobs.max_wait_time
+                b.max_batch_size, b.max_wait_s = knobs.max_batch_size, knobs.max_wait_s
             self.totals.knobs.append((self.clock.now(), knobs))
 
     def live_knobs(self) -> dict[str, object]:
@@ -160,14 +160,14 @@ class TunableReplay:
         return {"memory_entries": self._memory.max_entries if self._started else None,
                 "memory_ttl_s": self._cache.ttls.memory if self._started else None,
                 "max_batch_size": {m: b.max_batch_size for m, b in sorted(batchers.items())},
-                "max_wait_time": {m: b.max_wait_time for m, b in sorted(batchers.items())}}
+                "max_wait_s": {m: b.max_wait_s for m, b in sorted(batchers.items())}}
 
     def set_split(self, knobs: Knobs | None) -> None:
         """Serve half of the requests (arm "b", by a stable hash of the prompt) with ``knobs``'
         batch size and max-wait from now on; None: every request with ``self.knobs``."""
         self.split = knobs
         for b in self._batchers["b"].values() if self._started and knobs is not None else ():
-            b.max_batch_size, b.max_wait_time = knobs.max_batch_size, knobs.max_wait_time
+            b.max_batch_size, b.max_wait_s = knobs.max_batch_size, knobs.max_wait_s
 
     def set_shadows(self, shadows: dict[str, Knobs]) -> None:
         """Keep one shadow cache per name with those knobs' capacity and TTL from now on.
@@ -180,7 +180,7 @@ class TunableReplay:
             if name in self._shadows:
                 _retune(*self._shadows[name], knobs)
             else:
-                layer = MemoryLayer(max_entries=knobs.memory_entries, timer=self.clock.now)
+                layer = MemoryLayer(max_entries=knobs.memory_entries, clock=self.clock)
                 self._shadows[name] = (layer, CacheManager(
                     [layer], ttls=_ttls(knobs.memory_ttl_s), catalog=self._providers.catalog,
                     clock=self.clock))
@@ -199,7 +199,7 @@ class TunableReplay:
         catalog = self._providers.catalog
         self._counter = CountingSender(_Paid(self._providers, self.bus, clock))
         self._router = CostOptimizer(catalog)
-        self._memory = MemoryLayer(max_entries=k.memory_entries, timer=clock.now)
+        self._memory = MemoryLayer(max_entries=k.memory_entries, clock=clock)
         self._cache = CacheManager([self._memory], ttls=_ttls(k.memory_ttl_s), catalog=catalog,
                                    clock=clock)
         self._merger = QueryOptimizer(self._counter, merge=True, clock=clock, catalog=catalog)
@@ -297,7 +297,7 @@ class TunableReplay:
         if b is None:
             b = batchers[call.model] = MicroBatcher(
                 self._merger.send_grouped, max_batch_size=knobs.max_batch_size,
-                max_wait_time=knobs.max_wait_time, clock=self.clock)
+                max_wait_s=knobs.max_wait_s, clock=self.clock)
         return await b.submit(call)
 
 

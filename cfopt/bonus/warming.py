@@ -138,7 +138,7 @@ class _Arm:
 
     def __init__(self, cfg: WarmingConfig, clock: VirtualClock) -> None:
         providers = Providers(seed=cfg.seed, clock=clock)
-        self.cache = CacheManager([MemoryLayer(max_entries=cfg.max_entries, timer=clock.now)],
+        self.cache = CacheManager([MemoryLayer(max_entries=cfg.max_entries, clock=clock)],
                                   ttls=cfg.ttls, provider=_Now(providers), clock=clock,
                                   catalog=providers.catalog, warm_threshold=cfg.threshold)
         self.stats = ArmStats()

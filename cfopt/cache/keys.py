@@ -24,12 +24,11 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..pricing import PriceCatalog, load_catalog
-from ..providers.base import Call
+from ..providers.base import DEFAULT_MAX_TOKENS, Call
 from .normalize import normalize_prompt
 
-__all__ = ["cache_key", "make_key", "output_params", "check_tenant", "DEFAULT_MAX_TOKENS"]
+__all__ = ["cache_key", "make_key", "output_params", "check_tenant"]
 
-DEFAULT_MAX_TOKENS = 1024  # what a text call without max_tokens gets, so both spell one key
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # no ':' or glob characters: prefixes stay exact
 
 

@@ -58,7 +58,7 @@ class CacheManager:
                  warm_threshold: float = 0.5, bus: EventBus | None = None) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         if layers is None:  # no server needed: memory, then a file under .cfopt-cache/
-            layers = [MemoryLayer(timer=self.clock.now), DiskLayer()]
+            layers = [MemoryLayer(clock=self.clock), DiskLayer()]
         layers = list(layers)
         names = [layer.name for layer in layers]
         if not layers or len(set(names)) != len(names):
@@ -130,9 +130,10 @@ class CacheManager:
             self.dedup.discard_matching(pattern)
         return sum(layer.delete_matching(pattern) for layer in self.layers)
 
+    @property
     def stats(self) -> CacheStats:
         """Return the manager's counters and each layer's stats."""
-        return CacheStats(**self._counts, layers={l.name: l.stats() for l in self.layers})
+        return CacheStats(**self._counts, layers={l.name: l.stats for l in self.layers})
 
     # -- the provider face -------------------------------------------------------------------------
     def key_for(self, call: Call, tenant: str) -> tuple[str, str, tuple]:

@@ -5,11 +5,11 @@ The stage the pipeline runs is ``CostOptimizer``; ``UsageTracker`` keeps the bud
 """
 from .budget import BudgetConfig, BudgetStore, MemoryStore, RedisStore, Reservation, UsageStats, UsageTracker
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt, naive_compress
-from .optimizer import Batch, CostOptimizer, ModelChoice, TaskAnalysis
+from .optimizer import PREMIUM, Batch, CostOptimizer, ModelChoice, TaskAnalysis
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, elo_share, load_quality
 from .spans import protected_spans
 
-__all__ = ["CostOptimizer", "TaskAnalysis", "ModelChoice", "Batch",
+__all__ = ["CostOptimizer", "PREMIUM", "TaskAnalysis", "ModelChoice", "Batch",
            "QualityBar", "QualityTable", "COMPLEXITIES", "QUALITIES", "load_quality", "elo_share",
            "CompressionRules", "CompressionResult", "DEFAULT_RULES", "compress_prompt",
            "naive_compress", "protected_spans",

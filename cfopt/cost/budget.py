@@ -38,7 +38,7 @@ from ..clock import Clock, VirtualClock
 from ..errors import BudgetExceeded, ConfigError
 from ..events import Event, EventBus
 from ..pricing import PriceCatalog, Usage, load_catalog, megapixels
-from ..providers.base import Call, Provider, Result
+from ..providers.base import DEFAULT_MAX_TOKENS, Call, Provider, Result
 from ..tokens import count_tokens
 
 __all__ = ["BudgetConfig", "UsageStats", "Reservation", "BudgetStore", "MemoryStore",
@@ -146,7 +146,7 @@ class UsageTracker:
             cached = {"5m": "cache_creation_input_tokens", "1h": "cache_creation_1h_input_tokens"}
             usage = Usage(input_tokens=count_tokens(call.prompt) + self.config.input_overhead_tokens
                           + (0 if call.cache_system else system),
-                          output_tokens=call.max_tokens or 1024,
+                          output_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
                           service_tier="batch" if call.batch else "standard",
                           **({cached[call.cache_system]: system} if call.cache_system else {}))
         elif info.kind == "image":

@@ -25,20 +25,20 @@ from typing import Any
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt
 from ..errors import ConfigError
 from ..pricing import PriceCatalog, Usage, load_catalog
-from ..providers.base import Call
+from ..providers.base import DEFAULT_MAX_TOKENS, Call
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, load_quality
 from ..tokens import count_tokens
+from ..workload import PRIORITIES as _PRIORITIES, TYPES
 
 __all__ = [
     "COMPLEXITIES", "QualityBar", "QualityTable", "load_quality", "TaskAnalysis", "ModelChoice",
-    "Batch", "CostOptimizer",
+    "Batch", "CostOptimizer", "PREMIUM",
 ]
 
-TYPES = ("text", "analysis", "image", "video", "audio", "photo")
-_PRIORITIES = ("high", "medium", "low")
 _MEDIA_MODEL = {"video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
+# Each type's best model: what the baseline sends everything to, and quality is measured against.
+PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "flux_dev", **_MEDIA_MODEL}
 ONE_IMAGE = Usage(images=1, megapixels=1)   # a 1024x1024 image: what image prices are compared on
-DEFAULT_MAX_TOKENS = 1024  # what cfopt's Call assumes when a request names no output cap
 
 # The complexity rules, as data a learner can read and change. A known task name decides;
 # otherwise words in the prompt; then length can only raise the level.

@@ -20,35 +20,22 @@ from typing import Any, Iterator
 
 import httpx
 
+from .pool import KEEPALIVE_S, MAX_KEEPALIVE, PoolStats
+
 from ..errors import (AuthenticationError, InvalidRequest, NotFound, Overloaded, ProviderError,
                      ProviderTimeout, RateLimited, ServerError)
 
 # Many connections for calls that wait seconds, few idle ones: httpcore checks every pooled
 # connection whenever it assigns a request, so a large idle pool costs CPU per call
 # (benchmarks/bench_pool.py measures it).
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=MAX_KEEPALIVE,
+                              keepalive_expiry=KEEPALIVE_S)
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)   # long answers stream for minutes
 API_KEY_ENV = "ANTHROPIC_API_KEY"   # read when no api_key is passed, as Anthropic's SDK does
 ANTHROPIC_VERSION = "2023-06-01"
 _ERRORS: dict[int, type[ProviderError]] = {
     400: InvalidRequest, 401: AuthenticationError, 404: NotFound, 413: InvalidRequest,
     422: InvalidRequest, 500: ServerError, 504: ProviderTimeout, 529: Overloaded}
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """Requests sent and TCP connections opened for them; the rest reused a pooled connection."""
-
-    requests: int
-    connections_opened: int
-
-    @property
-    def reused(self) -> int:
-        return self.requests - self.connections_opened
-
-    def __repr__(self) -> str:
-        return (f"PoolStats(requests={self.requests}, connections_opened={self.connections_opened}, "
-                f"reused={self.reused})")
 
 
 def _message(response: httpx.Response) -> str:

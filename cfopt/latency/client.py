@@ -28,6 +28,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import httpx
 
+from ..providers.base import DEFAULT_MAX_TOKENS
 from ._client_base import (API_KEY_ENV, DEFAULT_LIMITS, DEFAULT_TIMEOUT, PoolStats, _Base, _check,
                            _SSE, _transport_errors, error_for)
 
@@ -55,13 +56,13 @@ class CfoptClient(_Base):
             return _check(self._http.request(method, path, **kw))
 
     def messages(self, model: str, prompt: str | None = None, *, messages: list[dict] | None = None,
-                 max_tokens: int = 1024, system: str | list | None = None, **extra: Any) -> dict:
+                 max_tokens: int = DEFAULT_MAX_TOKENS, system: str | list | None = None, **extra: Any) -> dict:
         """``POST /v1/messages``: the whole answer (a Message as a dict)."""
         body = self._message_body(model, prompt, messages, max_tokens, system, **extra)
         return self._send("POST", "/v1/messages", json=body).json()
 
     def stream(self, model: str, prompt: str | None = None, *, messages: list[dict] | None = None,
-               max_tokens: int = 1024, system: str | list | None = None, **extra: Any) -> Iterator[dict]:
+               max_tokens: int = DEFAULT_MAX_TOKENS, system: str | list | None = None, **extra: Any) -> Iterator[dict]:
         """``POST /v1/messages`` with ``stream: true``: yield each server-sent event as a dict."""
         body = self._message_body(model, prompt, messages, max_tokens, system, stream=True, **extra)
         with _transport_errors(self.base_url), self._http.stream("POST", "/v1/messages", json=body) as response:
@@ -158,14 +159,14 @@ class AsyncCfoptClient(_Base):
             return _check(await self._http.request(method, path, **kw))
 
     async def messages(self, model: str, prompt: str | None = None, *,
-                       messages: list[dict] | None = None, max_tokens: int = 1024,
+                       messages: list[dict] | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                        system: str | list | None = None, **extra: Any) -> dict:
         """``POST /v1/messages``: the whole answer (a Message as a dict)."""
         body = self._message_body(model, prompt, messages, max_tokens, system, **extra)
         return (await self._send("POST", "/v1/messages", json=body)).json()
 
     async def stream(self, model: str, prompt: str | None = None, *,
-                     messages: list[dict] | None = None, max_tokens: int = 1024,
+                     messages: list[dict] | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                      system: str | list | None = None, **extra: Any) -> AsyncIterator[dict]:
         """``POST /v1/messages`` with ``stream: true``: yield each server-sent event as a dict."""
         body = self._message_body(model, prompt, messages, max_tokens, system, stream=True, **extra)

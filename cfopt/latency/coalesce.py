@@ -3,7 +3,7 @@
 - **Coalescing** (single-flight): while a call is in flight, an identical call waits for its
   answer instead of paying for another (``cfopt.cache.SingleFlight``, keyed by the whole
   ``Call``: same model, prompt, limits, everything).
-- **Merging**: different text calls to the same model, arriving within ``max_wait_time`` of
+- **Merging**: different text calls to the same model, arriving within ``max_wait_s`` of
   each other, go as one grouped call that asks for a JSON array of answers (the format of
   ``cfopt.batching.processor``). One request instead of many saves rate-limit headroom and the
   per-request overhead; a reply that does not split falls back to one call each, so merging
@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
+from typing import Sequence
 
 from ..batching.grouping import group_prompt, split_answers
 from ..cache.singleflight import SingleFlight
 from ..clock import Clock, VirtualClock
 from .microbatch import MicroBatcher
 from ..pricing import PriceCatalog, load_catalog
-from ..providers.base import Call, Result
+from ..providers.base import DEFAULT_MAX_TOKENS, Call, Result, Sender
 
 __all__ = ["QueryOptimizer", "QueryStats"]
-
-
-class Sender(Protocol):
-    async def asend(self, call: Call) -> Result: ...
 
 
 @dataclass
@@ -53,11 +49,11 @@ class QueryOptimizer:
     """A sender that coalesces identical in-flight calls and merges compatible text calls."""
 
     def __init__(self, sender: Sender, *, merge: bool = True, max_batch_size: int = 10,
-                 max_wait_time: float = 0.05, clock: Clock | None = None,
+                 max_wait_s: float = 0.05, clock: Clock | None = None,
                  catalog: PriceCatalog | None = None) -> None:
         self.sender = sender
         self.merge = merge
-        self.max_batch_size, self.max_wait_time = max_batch_size, max_wait_time
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
         self.catalog = catalog or getattr(sender, "catalog", None) or load_catalog()
         self.stats = QueryStats()
@@ -85,7 +81,7 @@ class QueryOptimizer:
         model = self.catalog.model(call.model).id
         if model not in self._batchers:
             self._batchers[model] = MicroBatcher(self.send_grouped, max_batch_size=self.max_batch_size,
-                                                 max_wait_time=self.max_wait_time, clock=self.clock)
+                                                 max_wait_s=self.max_wait_s, clock=self.clock)
         return await self._batchers[model].submit(call)
 
     async def _send(self, call: Call) -> Result:
@@ -97,7 +93,7 @@ class QueryOptimizer:
         if len(calls) == 1:
             return [await self._send(calls[0])]
         system, prompt = group_prompt([c.prompt for c in calls])
-        max_tokens = min(sum(c.max_tokens or 1024 for c in calls), 64000)
+        max_tokens = min(sum(c.max_tokens or DEFAULT_MAX_TOKENS for c in calls), 64000)
         answers = None
         try:
             self.stats.merged_calls += 1

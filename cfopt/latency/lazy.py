@@ -25,20 +25,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Generator, Mapping, Protocol
+from typing import Any, Generator, Mapping
 
 from ..clock import Clock, VirtualClock
 from ..pricing import PriceCatalog, load_catalog
-from ..providers.base import Call, Result
+from ..providers.base import Call, Result, Sender
 
 __all__ = ["Handle", "LazyContent", "LazyLoader", "is_deferred", "DEFERRED_KINDS", "LARGE_IMAGE_MP"]
 
 DEFERRED_KINDS = ("video", "audio")
 LARGE_IMAGE_MP = 1.0   # megapixels (real pixels, not the billed, rounded-up figure)
-
-
-class Sender(Protocol):
-    async def asend(self, call: Call) -> Result: ...
 
 
 def is_deferred(call: Call, catalog: PriceCatalog, large_image_mp: float = LARGE_IMAGE_MP) -> bool:

@@ -2,7 +2,7 @@
 
 Each caller awaits ``submit(item)`` and gets back its own result or its own error, while the
 handler sees a list. A batch goes when it holds ``max_batch_size`` items or when its first item
-has waited ``max_wait_time`` seconds (on the clock), whichever comes first: the two knobs trade
+has waited ``max_wait_s`` seconds (on the clock), whichever comes first: the two knobs trade
 latency (the wait) for throughput (fewer, fuller calls).
 
 >>> clock = VirtualClock()
@@ -10,7 +10,7 @@ latency (the wait) for throughput (fewer, fuller calls).
 ...     await clock.asleep(1.0)          # one call, whatever the batch size
 ...     return [2 * x for x in items]
 >>> async def main():
-...     mb = MicroBatcher(double, max_batch_size=3, max_wait_time=0.5, clock=clock)
+...     mb = MicroBatcher(double, max_batch_size=3, max_wait_s=0.5, clock=clock)
 ...     return await asyncio.gather(*(mb.submit(i) for i in range(5))), mb.stats
 >>> results, stats = clock.run(main())
 >>> results, stats.batches, stats.sizes
@@ -41,7 +41,7 @@ class MicroBatchStats:
     items: int = 0
     batches: int = 0
     full: int = 0               # sent because max_batch_size was reached
-    timed_out: int = 0          # sent because max_wait_time passed
+    timed_out: int = 0          # sent because max_wait_s passed
     sizes: list[int] = field(default_factory=list)
     waits_s: list[float] = field(default_factory=list)   # each item's wait before its batch went
 
@@ -53,13 +53,13 @@ class MicroBatchStats:
 class MicroBatcher(Generic[T, R]):
     """Collect ``submit``-ed items into batches for ``handler``; every caller gets its own answer."""
 
-    def __init__(self, handler: Handler, *, max_batch_size: int = 25, max_wait_time: float = 0.05,
+    def __init__(self, handler: Handler, *, max_batch_size: int = 25, max_wait_s: float = 0.05,
                  clock: Clock | None = None) -> None:
-        if max_batch_size < 1 or max_wait_time < 0:
-            raise ConfigError("max_batch_size must be >= 1 and max_wait_time >= 0")
+        if max_batch_size < 1 or max_wait_s < 0:
+            raise ConfigError("max_batch_size must be >= 1 and max_wait_s >= 0")
         self.handler = handler
         self.max_batch_size = max_batch_size
-        self.max_wait_time = max_wait_time
+        self.max_wait_s = max_wait_s
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.stats = MicroBatchStats()
         self._items: list[tuple[T, float, asyncio.Future]] = []
@@ -68,7 +68,7 @@ class MicroBatcher(Generic[T, R]):
 
     def __repr__(self) -> str:
         return (f"MicroBatcher(max_batch_size={self.max_batch_size}, "
-                f"max_wait_time={self.max_wait_time}, waiting={len(self._items)})")
+                f"max_wait_s={self.max_wait_s}, waiting={len(self._items)})")
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait for its own result (or raise its own error)."""
@@ -80,7 +80,7 @@ class MicroBatcher(Generic[T, R]):
             self._flush(full=True)
         elif self._timer is None:
             # loop.call_later runs on the loop's time: virtual inside VirtualClock.run
-            self._timer = loop.call_later(self.max_wait_time, self._flush, False)
+            self._timer = loop.call_later(self.max_wait_s, self._flush, False)
         return await future
 
     async def flush(self) -> None:
@@ -107,7 +107,7 @@ class MicroBatcher(Generic[T, R]):
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         if self._items:  # leftovers start a window of their own
-            self._timer = asyncio.get_running_loop().call_later(self.max_wait_time, self._flush, False)
+            self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self._flush, False)
 
     async def _run(self, batch: list[tuple[T, float, asyncio.Future]]) -> None:
         try:

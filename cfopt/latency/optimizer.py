@@ -13,7 +13,7 @@ both hides everything: 70% hits at 1 ms and 30% misses at 3 s "average" 0.9 s.
 The parts, each in its own module, behind the exercise's names:
 
 - ``lazy_load_content``  ``cfopt.latency.lazy``: critical parts now, the rest behind handles;
-- ``batch_processor``    ``cfopt.latency.microbatch``: max_batch_size and max_wait_time on the clock;
+- ``batch_processor``    ``cfopt.latency.microbatch``: max_batch_size and max_wait_s on the clock;
 - ``connection_pool``    ``cfopt.latency.client``: one pooled ``httpx.AsyncClient`` per provider;
 - ``optimize_queries``   ``cfopt.latency.coalesce``: single-flight coalescing and merging;
 - ``compress``           gzip for payloads over 1,000 characters, here.
@@ -135,20 +135,20 @@ class PerformanceOptimizer:
     """Part 3's toolbox around one sender (a provider, ``Providers``, or ``Resilience``)."""
 
     def __init__(self, sender: Any, *, clock: Clock | None = None, max_batch_size: int = 10,
-                 max_wait_time: float = 0.05, large_image_mp: float = LARGE_IMAGE_MP,
+                 max_wait_s: float = 0.05, large_image_mp: float = LARGE_IMAGE_MP,
                  limits: httpx.Limits | None = None) -> None:
         self.sender = sender
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
-        self.max_batch_size, self.max_wait_time = max_batch_size, max_wait_time
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
         self.limits = limits
         self.loader = LazyLoader(sender, clock=self.clock, large_image_mp=large_image_mp)
         self.queries = QueryOptimizer(sender, max_batch_size=max_batch_size,
-                                      max_wait_time=max_wait_time, clock=self.clock)
+                                      max_wait_s=max_wait_s, clock=self.clock)
         self._pools: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return (f"PerformanceOptimizer(max_batch_size={self.max_batch_size}, "
-                f"max_wait_time={self.max_wait_time}, pools={sorted(self._pools)})")
+                f"max_wait_s={self.max_wait_s}, pools={sorted(self._pools)})")
 
     async def lazy_load_content(self, request: Any) -> LazyContent:
         """Return critical content at once and handles for the rest.
@@ -165,11 +165,11 @@ class PerformanceOptimizer:
         return await self.loader.load(parts)
 
     def batch_processor(self, handler: Any = None, *, max_batch_size: int | None = None,
-                        max_wait_time: float | None = None) -> MicroBatcher:
+                        max_wait_s: float | None = None) -> MicroBatcher:
         """Return a micro-batcher; by default it answers text ``Call``s with grouped calls."""
         return MicroBatcher(handler or self.queries.send_grouped,
                             max_batch_size=max_batch_size or self.max_batch_size,
-                            max_wait_time=self.max_wait_time if max_wait_time is None else max_wait_time,
+                            max_wait_s=self.max_wait_s if max_wait_s is None else max_wait_s,
                             clock=self.clock)
 
     def connection_pool(self, provider: str, base_url: str, *, api_key: str | None = None) -> Any:

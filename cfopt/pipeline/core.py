@@ -160,8 +160,8 @@ class _Run:
     def _cache(self, p: Pipeline, tmp: str) -> CacheManager:
         c = self.config
         disk = p.disk_path if p.disk_path is not None else os.path.join(tmp, "cache.sqlite")
-        layers = [MemoryLayer(max_entries=c.memory_entries, timer=self.clock.now),
-                  DiskLayer(disk, timer=self.clock.now)]
+        layers = [MemoryLayer(max_entries=c.memory_entries, clock=self.clock),
+                  DiskLayer(disk, clock=self.clock)]
         if p.redis_url:  # a namespace of its own, so no earlier run's entries are seen
             layers.append(RedisLayer(p.redis_url, namespace=p.redis_namespace
                                      or f"cfopt-replay-{os.getpid()}-{id(self)}"))
@@ -178,7 +178,7 @@ class _Run:
         try:
             outcomes = self.clock.run(self._main())
             for layer in self.cache.layers if self.cache is not None else ():
-                st = layer.stats()
+                st = layer.stats
                 layers[layer.name] = {"hits": st.hits, "misses": st.misses, "sets": st.sets,
                                       "failures": st.failures}  # an outage must show in the report
         finally:

@@ -118,7 +118,7 @@ def _applied(run: RunResult) -> list[str]:
             out.append(f"lazy loading: {sum(o.path == 'lazy' for o in os_)} media requests answered "
                        "with a handle")
         elif name == "pooling":
-            out.append(f"connection pooling: {run.pool.opened} connections opened, "
+            out.append(f"connection pooling: {run.pool.connections_opened} connections opened, "
                        f"{run.pool.reused} calls on a warm one")
         elif name == "resilience":
             r = run.resilience

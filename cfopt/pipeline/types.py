@@ -12,7 +12,9 @@ from typing import Iterable
 
 from ..cost.budget import UsageStats
 from ..errors import ConfigError
-from .network import PoolStats
+from ..cost.optimizer import PREMIUM
+from ..latency.pool import PoolStats
+from ..workload import TEXT_TYPES
 from ..cost.quality import QualityBar
 from ..batching.resilience import ResilienceStats
 
@@ -21,9 +23,6 @@ __all__ = ["OPTIMIZATIONS", "PREMIUM", "TEXT_TYPES", "STREAMED_TYPES", "MEMORY_E
 
 OPTIMIZATIONS = ("routing", "compression", "cache", "dedup", "coalescing", "batching", "lazy",
                  "pooling", "resilience")
-PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "flux_dev",
-           "video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
-TEXT_TYPES = ("text", "analysis")
 STREAMED_TYPES = ("text",)   # the first token is useful; analysis is read whole
 MEMORY_ENTRIES = 10_000      # MemoryLayer's own default bound
 MEMORY_TTL_S = 300.0         # TTLPolicy's memory TTL for text

@@ -15,12 +15,23 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, ProviderError
 from ..pricing import DEFAULT_PROFILE, PriceCatalog, Usage, load_catalog
 
-__all__ = ["Call", "Result", "Faults", "Provider"]
+__all__ = ["Call", "Result", "Faults", "Provider", "Sender", "DEFAULT_MAX_TOKENS"]
+
+# What a text call without ``max_tokens`` is capped at, everywhere (keys, budgets, grouping):
+# Anthropic requires a cap; 1024 is the one its documentation's examples use.
+DEFAULT_MAX_TOKENS = 1024
+
+
+class Sender(Protocol):
+    """The one seam every stage sends through: a provider, ``Providers``, or a wrapper of one."""
+
+    async def asend(self, call: Call) -> "Result": ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +40,7 @@ class Call:
 
     model: str                       # a catalog model id or alias: "haiku", "flux_dev", ...
     prompt: str
-    max_tokens: int | None = None    # text: the output cap (Anthropic requires one; default 1024)
+    max_tokens: int | None = None    # text: the output cap (Anthropic requires one; DEFAULT_MAX_TOKENS)
     system: str | None = None        # text: the stable prefix (system prompt)
     cache_system: str | None = None  # text: None, "5m" or "1h": prompt-cache the system prompt
     batch: bool = False              # text: through the Message Batches API (half price, slow)

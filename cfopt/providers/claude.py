@@ -61,16 +61,14 @@ from ..clock import Clock
 from ..errors import ConfigError, InvalidRequest, NotFound, RateLimited
 from ..pricing import ModelInfo, PriceCatalog, Usage
 from ..tokens import count_tokens as _count, encoding
-from .base import Call, Faults, Provider, Result
+from .base import DEFAULT_MAX_TOKENS, Call, Faults, Provider, Result
 from .grouped import answer_array, read_group
 from .ratelimit import LimitStatus, RateLimiter
 from .sampling import draw_fault, jitter, short_id, stable_hash
 from .lengths import output_length
 from .textgen import compose
 
-__all__ = ["ClaudeProvider", "DEFAULT_MAX_TOKENS"]
-
-DEFAULT_MAX_TOKENS = 1024
+__all__ = ["ClaudeProvider"]
 _TTL_S = {"5m": 300.0, "1h": 3600.0}
 _REFUSED_AFTER_S = 0.05  # a request refused by the rate limiter comes back at once
 _CUT_MARGIN = 64         # tokens written past a grouped reply's max_tokens before cutting it

@@ -38,11 +38,12 @@ from typing import Any, Iterable, Iterator
 from ..errors import WorkloadError
 
 __all__ = [
-    "Request", "TYPES", "QUALITIES", "PRIORITIES", "MAX_PROMPT_CHARS", "MAX_LINE_BYTES",
+    "Request", "TYPES", "TEXT_TYPES", "QUALITIES", "PRIORITIES", "MAX_PROMPT_CHARS", "MAX_LINE_BYTES",
     "iter_requests", "load", "write_jsonl", "dumps", "loads", "strip_intent",
 ]
 
 TYPES = ("text", "analysis", "image", "video", "audio", "photo")
+TEXT_TYPES = ("text", "analysis")   # the request types a text model answers
 QUALITIES = ("low", "standard", "critical")
 PRIORITIES = ("high", "medium", "low")
 MAX_PROMPT_CHARS = 100_000      # ~25k tokens: far above any ContentFlow prompt, far below abuse

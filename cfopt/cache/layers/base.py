@@ -87,6 +87,7 @@ class CacheLayer(abc.ABC):
     def clear(self) -> int:
         """Remove every entry of this namespace; return how many were removed."""
 
+    @property
     @abc.abstractmethod
     def stats(self) -> LayerStats:
         """Return this layer's counters and current size."""

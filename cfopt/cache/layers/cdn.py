@@ -50,7 +50,7 @@ class CDNLayer(DiskLayer):
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.edge_latency_s, self.base_url = edge_latency_s, base_url
         super().__init__(self.root / "index.sqlite", max_entries=max_entries, max_bytes=max_bytes,
-                         timer=self.clock.now, namespace=namespace,
+                         clock=self.clock, namespace=namespace,
                          max_value_bytes=min(max_value_bytes, max_bytes))
 
     def __repr__(self) -> str:

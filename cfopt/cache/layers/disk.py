@@ -1,7 +1,7 @@
 """The disk layer: a persistent cache in one SQLite file, the default second layer.
 
 It needs no server, survives restarts, and several processes can share one file. Entries carry
-an absolute expiry time from ``timer`` (wall time by default, since the file outlives the
+an absolute expiry time from ``clock`` (wall time by default, since the file outlives the
 process). Totals per namespace are kept exact by triggers, so the byte and entry bounds hold
 across processes; the least recently used entries go first.
 
@@ -11,7 +11,7 @@ is counted in ``failures`` and answers "miss"; a deleted file is re-created on t
 >>> import tempfile, os
 >>> from cfopt.clock import VirtualClock
 >>> clock = VirtualClock()
->>> layer = DiskLayer(os.path.join(tempfile.mkdtemp(), "cache.sqlite"), timer=clock)
+>>> layer = DiskLayer(os.path.join(tempfile.mkdtemp(), "cache.sqlite"), clock=clock)
 >>> layer.set("k", b"value", ttl=60); layer.get("k")
 True
 b'value'
@@ -54,14 +54,14 @@ class DiskLayer(CacheLayer):
 
     def __init__(self, path: str | os.PathLike = ".cfopt-cache/cache.sqlite", *,
                  max_entries: int = 100_000, max_bytes: int = 512 << 20,
-                 timer: Callable[[], float] = time.time, namespace: str = "cfopt",
+                 clock: Callable[[], float] = time.time, namespace: str = "cfopt",
                  max_value_bytes: int | None = None) -> None:
         for arg, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
         super().__init__(namespace=namespace, max_value_bytes=min(max_value_bytes or max_bytes, max_bytes))
         self.path = Path(path)
-        self.max_entries, self.max_bytes, self.timer = max_entries, max_bytes, timer
+        self.max_entries, self.max_bytes, self.clock = max_entries, max_bytes, clock
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._inode: int | None = None
@@ -112,7 +112,7 @@ class DiskLayer(CacheLayer):
     # -- the interface ---------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         self._check_key(key)
-        now = self.timer()
+        now = self.clock()
 
         def op(db: sqlite3.Connection) -> bytes | None:
             row = db.execute("SELECT value, expires_at FROM entries WHERE ns=? AND key=?",
@@ -140,7 +140,7 @@ class DiskLayer(CacheLayer):
 
     def _put(self, key: str, data: bytes, ttl: float, size: int) -> bool:
         """Store one row whose bounds count ``size`` bytes."""
-        now = self.timer()
+        now = self.clock()
 
         def op(db: sqlite3.Connection) -> bool:
             db.execute("BEGIN IMMEDIATE")
@@ -198,10 +198,11 @@ class DiskLayer(CacheLayer):
         return int(self._run(lambda db: db.execute(  # type: ignore[arg-type]
             "DELETE FROM entries WHERE ns=?", (self.namespace,)).rowcount, 0))
 
+    @property
     def stats(self) -> LayerStats:
         def op(db: sqlite3.Connection) -> tuple[int, int]:
             db.execute("DELETE FROM entries WHERE ns=? AND expires_at<=?",
-                       (self.namespace, self.timer()))
+                       (self.namespace, self.clock()))
             return self._totals(db)
         n, b = self._run(op, (0, 0))  # type: ignore[misc]
         return self._stats(n, b, self.max_bytes)

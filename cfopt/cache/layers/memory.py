@@ -3,16 +3,16 @@
 The default policy is cachetools' ``TLRUCache`` (least recently used, with a time-to-use per
 entry). Any other ``cachetools.Cache`` subclass can be passed as ``cache_class``, including
 one whose ``popitem()`` implements a policy of your own; expiry then happens when an entry is
-read. Time comes from ``timer`` (a ``VirtualClock`` works), so TTL tests need no sleeping.
+read. Time comes from ``clock`` (a ``VirtualClock``, or any callable that returns seconds), so TTL tests need no sleeping.
 
 >>> from cfopt.clock import VirtualClock
 >>> clock = VirtualClock()
->>> layer = MemoryLayer(max_entries=2, max_bytes=1_000, timer=clock)
+>>> layer = MemoryLayer(max_entries=2, max_bytes=1_000, clock=clock)
 >>> layer.set("a", b"alpha", ttl=10); layer.set("b", b"beta", ttl=10); layer.set("c", b"c", ttl=10)
 True
 True
 True
->>> layer.get("a") is None, layer.stats().evictions      # "a" was least recently used
+>>> layer.get("a") is None, layer.stats.evictions      # "a" was least recently used
 (True, 1)
 >>> clock.advance(11); layer.get("b") is None
 True
@@ -48,7 +48,7 @@ class MemoryLayer(CacheLayer):
     name = "memory"
 
     def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 << 20,
-                 timer: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.monotonic,
                  cache_class: type[cachetools.Cache] | None = None, namespace: str = "cfopt",
                  max_value_bytes: int | None = None) -> None:
         for arg, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
@@ -58,7 +58,7 @@ class MemoryLayer(CacheLayer):
                                             and issubclass(cache_class, cachetools.Cache)):
             raise ConfigError(f"cache_class must be a cachetools.Cache subclass, got {cache_class!r}")
         super().__init__(namespace=namespace, max_value_bytes=min(max_value_bytes or max_bytes, max_bytes))
-        self.max_entries, self.max_bytes, self.timer = max_entries, max_bytes, timer
+        self.max_entries, self.max_bytes, self.clock = max_entries, max_bytes, clock
         self._lock = threading.Lock()
         layer = self
 
@@ -74,7 +74,7 @@ class MemoryLayer(CacheLayer):
         _Counting.__name__ = f"Counting{base.__name__}"
         if cache_class is None:
             self._cache = _Counting(max_bytes, ttu=lambda _k, e, _now: e.expires_at,
-                                    timer=timer, getsizeof=_size)
+                                    timer=clock, getsizeof=_size)
         else:
             self._cache = _Counting(max_bytes, getsizeof=_size)
 
@@ -86,7 +86,7 @@ class MemoryLayer(CacheLayer):
         self._check_key(key)
         with self._lock:
             entry = self._cache.get(key)
-            if entry is not None and self.timer() >= entry.expires_at:
+            if entry is not None and self.clock() >= entry.expires_at:
                 del self._cache[key]  # a policy without TTL support expires on read
                 entry = None
         if entry is None:
@@ -99,7 +99,7 @@ class MemoryLayer(CacheLayer):
         if not self._check_set(key, value, ttl):
             return False
         data = bytes(value)
-        entry = _Entry(data, self.timer() + ttl, len(data) + len(key))
+        entry = _Entry(data, self.clock() + ttl, len(data) + len(key))
         with self._lock:
             cache = self._cache
             if key not in cache:
@@ -127,6 +127,7 @@ class MemoryLayer(CacheLayer):
             self._cache.clear()
         return n
 
+    @property
     def stats(self) -> LayerStats:
         with self._lock:
             expire = getattr(self._cache, "expire", None)

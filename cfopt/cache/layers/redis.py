@@ -146,6 +146,7 @@ class RedisLayer(CacheLayer):
     def _server_evictions(self) -> int:
         return int(self._run(lambda: self.client.info("stats").get("evicted_keys", 0), 0))
 
+    @property
     def stats(self) -> LayerStats:
         """Return counters; entries and bytes come from a SCAN of the namespace (O(entries))."""
         def op() -> tuple[int, int]:
