@@ -8,7 +8,7 @@ The readable prefix lets ``invalidate("acme:*")`` or ``"*:fal:flux_dev:*"`` sele
 
 >>> from cfopt.providers.base import Call
 >>> a = cache_key(Call("haiku", "Please write a haiku about cats."), tenant="acme")
->>> a == cache_key(Call("haiku", "write a haiku about CATS"), tenant="acme")
+>>> a == cache_key(Call("haiku", "  Write a haiku about cats!"), tenant="acme")
 True
 >>> a == cache_key(Call("haiku", "write a haiku about cats"), tenant="globex")
 False

@@ -1,22 +1,24 @@
-"""Text features for de-duplication: words, light stems, numbers, negations, opposites, names,
-dates, topics and quoted bodies, and the guards that compare two prompts' features.
+"""Text features for de-duplication: words, their canonical terms, and what a pair's guards read.
 
-Kept deliberately small and readable: no model, no download, the same answer everywhere.
+A word becomes a *term* in three steps, all offline and the same everywhere: a synonym becomes
+its group's first word (``SYNONYMS``: "compose" and "draft" are "write"), a light stemmer takes
+common suffixes off, and the stem is cut to ``PREFIX`` letters ("organise" / "organising").
+Typos are resolved per pair (``typo_aliases``): a word no English dictionary knows, one slip
+away from a word on the other side, stands for that word ("gooming" / "grooming"). The
+dictionary is pyspellchecker's English word list, loaded on first need.
 
 >>> words("Write 3,000 words -- don't use emojis!")
 ['write', '3000', 'words', 'do', 'not', 'use', 'emojis']
->>> sorted(content_stems(words("Writing two blog posts about cats")))
-['2', 'blog', 'cat', 'post', 'writ']
+>>> sorted(content_stems(words("Composing two blog posts about cats")))
+['2', 'blog', 'cat', 'post', 'write']
 >>> numbers(words("Save 10% on 2 orders over $3.50"))
 ('10', '2', '3.50')
 >>> split_payload("Classify this review: It broke after a week, and nobody answered.")
 ('Classify this review', 'it broke after a week and nobody answered')
->>> sorted(dates(words("our May newsletter, sent on a Monday in september")))
-['may', 'monday', 'september']
->>> topic_words("Write a blog post about running in winter, for beginners.")
-['running', 'in', 'winter']
 >>> sorted(names("Write a LinkedIn caption for Acme's staff. Then thank the U.S. team."))
 ['acme', 'linke', 'u.s']
+>>> typo_aliases(features("a blog post about gooming cats"), features("a blog post about grooming cats"))
+{'gooming': 'grooming'}
 """
 from __future__ import annotations
 
@@ -24,10 +26,13 @@ import re
 from functools import lru_cache
 from typing import Iterable, NamedTuple
 
-__all__ = ["words", "stem", "content_stems", "content_sequence", "numbers", "polarity", "opposites",
+from .normalize import normalize_prompt
+
+__all__ = ["words", "stem", "term", "content_stems", "content_sequence", "numbers", "polarity",
            "split_payload", "dates", "names", "name_key", "topic_words", "Features", "features",
-           "names_or_dates_changed", "topic_changed", "STOPWORDS", "OPPOSITES", "DATE_WORDS",
-           "PAYLOAD_WORDS", "TOPIC_WORDS", "PREFIX"]
+           "is_word", "within_one_slip", "typo_aliases", "STOPWORDS", "NEGATIONS", "OPPOSITES",
+           "DATE_WORDS", "SYNONYMS", "FUNCTION_CLASSES", "QUESTION_WORDS", "PAYLOAD_WORDS", "ANCHORS",
+           "TOPIC_WORDS", "PREFIX", "TYPO_MIN"]
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
@@ -50,7 +55,6 @@ very can will just should would could may might must shall also there here up ou
 d m o y said says say according while after before during since until through per via
 please kindly hi hello hey thanks thank
 """.split())
-
 # Words whose presence on one side only flips the meaning.
 NEGATIONS = frozenset({"not", "no", "never", "none", "nor", "nothing", "neither", "without",
                        "cannot", "nobody", "nowhere"})
@@ -64,21 +68,55 @@ for _a, _b in [("on", "off"), ("with", "without"), ("enable", "disable"), ("enab
                ("higher", "lower"), ("above", "below"), ("first", "last"), ("light", "dark"),
                ("lock", "unlock"), ("subscribe", "unsubscribe"), ("allow", "block"),
                ("import", "export"), ("upload", "download"), ("login", "logout"),
-               ("show", "hide"), ("male", "female"), ("old", "new"), ("short", "long")]:
+               ("show", "hide"), ("male", "female"), ("old", "new"), ("short", "long"),
+               ("man", "woman"), ("men", "women"), ("boy", "girl")]:
     OPPOSITES[_a], OPPOSITES[_b] = _b, _a
-
-# Months and weekdays: "our May newsletter" and "our September newsletter" share every other
-# word. "may" is a modal verb too; harmless here, since a date vetoes a match only when both
-# sides name a date the other lacks (see ``ContentDeduplication``).
+# Months, weekdays and days: "our May newsletter" and "our September newsletter" share every
+# other word. ("may" is a modal verb too; harmless, since a date vetoes a match only when both
+# sides name one the other lacks.)
 DATE_WORDS = frozenset("""
 may january february march april june july august september october november december
-monday tuesday wednesday thursday friday saturday sunday
+monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday tonight
 """.split())
-# A topic is a noun phrase: "about running in winter", not the rest of a long sentence.
-TOPIC_WORDS = 4
-PREFIX = 5  # stems sharing their first 5 letters match ("organise"/"organising")
-# A body after a colon this long (in words) is text the request carries, not instruction.
-PAYLOAD_WORDS = 3
+# Words that say the same thing in a request; each group maps to its first word. Only general
+# English: the words a request is phrased with, not the things it is about.
+SYNONYMS: dict[str, str] = {w: group[0] for group in (
+    ("write", "create", "compose", "draft", "craft", "produce", "generate", "prepare"),
+    ("suggest", "propose", "recommend", "brainstorm"),
+    ("short", "brief", "concise"),
+    ("instructions", "directions"), ("instruction", "direction"),
+    ("summarize", "summarise", "recap", "condense"),
+    ("classify", "categorize", "categorise"),
+    ("extract", "identify"),
+    ("route", "assign"),
+    ("image", "picture", "photo", "photograph", "pic"),
+    ("images", "pictures", "photos", "photographs", "pics"),
+    ("customer", "client"), ("customers", "clients"),
+    ("big", "large"), ("buy", "purchase"), ("help", "assist"), ("use", "utilize", "utilise"),
+    ("quick", "fast", "rapid"), ("answer", "reply", "respond"), ("error", "mistake"),
+    ("kid", "child"), ("kids", "children"), ("begin", "commence"), ("end", "finish"),
+) for w in group}
+# Function words that carry meaning, by class; a pair that swaps one group of a class for
+# another ("he" / "she", "all" / "some", "on" / "under") asks something else.
+FUNCTION_CLASSES: tuple[tuple[frozenset[str], ...], ...] = tuple(
+    tuple(frozenset(g.split()) for g in groups) for groups in (
+        ("i me my mine myself", "we us our ours ourselves", "you your yours yourself",
+         "he him his himself", "she her hers herself", "they them their theirs themselves"),
+        ("all every each", "some several", "few", "many much most", "both"),
+        ("on onto", "under beneath underneath", "above over", "below", "inside into",
+         "out outside", "behind", "near beside next", "between", "around"),
+        ("until till", "from since", "before", "after", "during"),
+        ("can could", "will would", "should", "must", "may might"),
+    ))
+PRONOUNS = 0    # the class of FUNCTION_CLASSES whose order marks roles ("they want us" / "we want them")
+# Words that tie two content words in a relation ("miles to kilometres"): kept in the sequence
+# that the roles guard reads, so a swap across them shows.
+ANCHORS = frozenset("to from into than by with".split())
+QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
+TOPIC_WORDS = 4     # a topic is a noun phrase: "about running in winter", not the sentence after
+PREFIX = 5          # stems sharing their first 5 letters match ("organise"/"organising")
+PAYLOAD_WORDS = 3   # a body after a colon this long (in words) is text the request carries
+TYPO_MIN = 4        # words shorter than this are never read as a slip of another
 
 
 def words(text: str) -> list[str]:
@@ -105,32 +143,49 @@ def stem(word: str) -> str:
     return word
 
 
-def content_stems(tokens: list[str]) -> set[str]:
-    """Return the stems of the words that carry content (stopwords and negations left out)."""
+def _synonym(word: str) -> str:
+    """Return the first word of ``word``'s synonym group (inflections too), else ``word``."""
+    found = SYNONYMS.get(word)
+    if found is not None:
+        return found
+    if word.endswith("ing"):
+        bases = (word[:-3], word[:-3] + "e")
+    elif word.endswith("ed"):
+        bases = (word[:-2], word[:-1])
+    elif word.endswith("s"):
+        bases = (word[:-1], word[:-2])
+    else:
+        return word
+    return next((SYNONYMS[b] for b in bases if b in SYNONYMS), word)
+
+
+@lru_cache(maxsize=1 << 17)
+def term(word: str) -> str | None:
+    """Return the term ``word`` counts as, or None for a stopword or a negation."""
+    if word in STOPWORDS or word in NEGATIONS:
+        return None
+    word = _NUMBER_WORDS.get(word, word)
+    return word if word[0].isdigit() else stem(_synonym(word))[:PREFIX]
+
+
+def content_sequence(tokens: Iterable[str]) -> list[str]:
+    """Return the terms of the content words in ``tokens``, in order."""
+    return [t for t in map(term, tokens) if t is not None]
+
+
+def content_stems(tokens: Iterable[str]) -> set[str]:
+    """Return the terms of the words that carry content (stopwords and negations left out)."""
     return set(content_sequence(tokens))
-
-
-def content_sequence(tokens: list[str]) -> list[str]:
-    """Return the stems of the content words in ``tokens``, in order."""
-    return [stem(_NUMBER_WORDS.get(w, w)) for w in tokens
-            if w not in STOPWORDS and w not in NEGATIONS]
 
 
 def numbers(tokens: list[str]) -> tuple[str, ...]:
     """Return the numbers in ``tokens`` (digits, or number words as digits), in order."""
-    return tuple(_NUMBER_WORDS.get(w, w) for w in tokens
-                 if _NUMBER.match(_NUMBER_WORDS.get(w, w)))
+    return tuple(_NUMBER_WORDS.get(w, w) for w in tokens if _NUMBER.match(_NUMBER_WORDS.get(w, w)))
 
 
 def polarity(tokens: list[str]) -> int:
     """Return the parity of negation words: 1 when ``tokens`` negate an odd number of times."""
     return sum(w in NEGATIONS for w in tokens) % 2
-
-
-def opposites(a: list[str], b: list[str]) -> bool:
-    """Say whether a word on one side only has its opposite on the other side only."""
-    only_a, only_b = set(a) - set(b), set(b) - set(a)
-    return any(OPPOSITES.get(w) in only_b for w in only_a)
 
 
 def split_payload(text: str) -> tuple[str, str]:
@@ -148,7 +203,7 @@ def split_payload(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def dates(tokens: list[str]) -> frozenset[str]:
+def dates(tokens: Iterable[str]) -> frozenset[str]:
     """Return the month and weekday names (and today, tomorrow...) in ``tokens``."""
     return frozenset(w for w in tokens if w in DATE_WORDS)
 
@@ -167,8 +222,8 @@ def names(text: str) -> frozenset[str]:
 
 
 def name_key(token: str) -> str:
-    """Return the form a word of ``words`` takes to be compared with names: no possessive,
-    stemmed, cut to 5 letters ("Iraq's" and "Iraq" are one name)."""
+    """Return the form a word takes to be compared with names: no possessive, stemmed, cut to
+    5 letters ("Iraq's" and "Iraq" are one name)."""
     return stem(token.removesuffix("'s"))[:5]
 
 
@@ -177,61 +232,121 @@ def topic_words(text: str) -> list[str]:
     return [w for m in _ABOUT.finditer(text) for w in words(m.group(1))[:TOPIC_WORDS]]
 
 
-# -- what de-duplication reads from a prompt, and the guards that compare two ---------------------
+# -- dictionary and slips ----------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _dictionary() -> frozenset[str] | dict:
+    try:
+        from spellchecker import SpellChecker
+    except ImportError:  # without the word list, no word is read as a slip
+        return {}
+    return SpellChecker(distance=1).word_frequency.dictionary
+
+
+@lru_cache(maxsize=1 << 16)
+def is_word(word: str) -> bool:
+    """Say whether ``word`` is English as a dictionary knows it (or too short to be a slip)."""
+    if len(word) < TYPO_MIN or not word.isalpha() or word in STOPWORDS or word in SYNONYMS:
+        return True
+    dictionary = _dictionary()
+    return not dictionary or word in dictionary
+
+
+def within_one_slip(a: str, b: str) -> bool:
+    """Say whether ``a`` and ``b`` differ by one letter inserted, dropped, changed or two swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) < len(b):
+        return a[i:] == b[i + 1:]
+    return a[i + 1:] == b[i + 1:] or (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+                                      and a[i + 2:] == b[i + 2:])
+
+
+# -- what de-duplication reads from one prompt ---------------------------------------------------
 class Features(NamedTuple):
     """What the detector reads from one prompt."""
 
-    tokens: list[str]             # the instruction's words (a quoted body left out)
-    terms: frozenset[str]         # its content stems, cut to ``PREFIX`` letters
-    sequence: tuple[str, ...]     # its content stems in order, repeats kept
-    signature: tuple              # what must be equal for a match, whatever the score
+    tokens: tuple[str, ...]       # the instruction's words (a quoted body left out)
+    terms: frozenset[str]         # its content terms
+    sequence: tuple[str, ...]     # its content terms in order, repeats kept
+    signature: tuple              # what must be equal for a match: numbers, negation parity, body
     names: frozenset[str]         # capitalized words inside sentences: likely names
-    dates: frozenset[str]         # months and weekdays
+    dates: frozenset[str]         # months, weekdays, today...
     forms: frozenset[str]         # every word as ``name_key``: where the other's names are sought
     topic: frozenset[str]         # the terms after "about": what the request is about
+    question: bool                # asks a question (rather than stating or requesting)
+    negated: frozenset[str]       # the terms a negation governs ("not X", "without X")
+    function: tuple[frozenset[int], ...]   # per FUNCTION_CLASSES: the groups present
+    unknown: frozenset[str]       # words no dictionary knows: possible slips
 
 
-def _prefix_terms(tokens: Iterable[str]) -> frozenset[str]:
-    return frozenset(t[:PREFIX] for t in content_sequence(list(tokens)))
+def _negated(tokens: tuple[str, ...]) -> frozenset[str]:
+    out = set()
+    for i, w in enumerate(tokens):
+        if w in NEGATIONS:
+            nxt = next((t for t in map(term, tokens[i + 1:i + 4]) if t is not None), None)
+            if nxt is not None:
+                out.add(nxt)
+    return frozenset(out)
 
 
+# Courtesy anywhere in a request ("For our May newsletter, could you write ...?"); the exact key
+# drops it only where it opens the request, matching may drop it everywhere.
+_COURTESY = re.compile(r"\b(?:(?:could|can|would|will) you(?: please| kindly)?|i(?:'d| would) like "
+                       r"you to|i want you to|please|kindly)\b,?", re.IGNORECASE)
+
+
+def _question(instruction: str, tokens: tuple[str, ...], request: bool) -> bool:
+    """Say whether ``instruction`` asks a question; "could you write ...?" is a request."""
+    if request:
+        return False
+    # A final "?" asks; so does a leading "how", "what"... ("How to groom a cat"). A leading
+    # "do" or "is" without one is an instruction ("Do not mention prices").
+    return instruction.rstrip().endswith("?") or bool(tokens and tokens[0] in QUESTION_WORDS)
+
+
+@lru_cache(maxsize=1 << 14)
 def features(text: str) -> Features:
     """Return what de-duplication compares in ``text``."""
-    # A request that quotes a text after a colon ("Classify this review: ...") is scored on
-    # its instruction alone and matches only the very same text: two reviews built from the
-    # same stock sentences share most words, yet each needs its own answer.
-    instruction, body = split_payload(text)
-    tokens = words(instruction)
-    # The signature's parts must be equal on both sides. Numbers: "500 words" is not "800
-    # words". Negation parity: "do not mention" flips a request. Body: see above.
-    signature = (tuple(sorted(numbers(tokens))), polarity(tokens), body)
-    return Features(tokens, _prefix_terms(tokens), tuple(content_sequence(tokens)), signature,
-                    names(instruction), dates(tokens), frozenset(map(name_key, tokens)),
-                    _prefix_terms(topic_words(instruction)))
+    # Courtesy, a sentence's first capital, spacing and final punctuation go first (as in the
+    # exact key). A request that quotes a text after a colon ("Classify this review: ...") is
+    # scored on its instruction alone and matches only the very same text: two reviews built
+    # from the same stock sentences share most words, yet each needs its own answer.
+    instruction, body = split_payload(normalize_prompt(text))
+    stripped = _COURTESY.sub(" ", instruction)
+    request = stripped != instruction and bool(re.search(r"\b(?:could|can|would|will) you\b",
+                                                         instruction, re.IGNORECASE))
+    instruction = stripped
+    tokens = tuple(words(instruction))
+    sequence = tuple(content_sequence(tokens))
+    signature = (tuple(sorted(numbers(list(tokens)))), polarity(list(tokens)), body)
+    present = frozenset(tokens)
+    function = tuple(frozenset(i for i, g in enumerate(groups) if g & present)
+                     for groups in FUNCTION_CLASSES)
+    return Features(tokens, frozenset(sequence), sequence, signature, names(instruction),
+                    dates(tokens), frozenset(map(name_key, tokens)),
+                    frozenset(content_sequence(topic_words(instruction))),
+                    _question(instruction, tokens, request), _negated(tokens), function,
+                    frozenset(w for w in tokens if not is_word(w)))
 
 
-def _swapped(a: frozenset[str], b: frozenset[str], a_words: frozenset[str],
-             b_words: frozenset[str]) -> bool:
-    """Say whether each side has one of these words that the other side lacks: a swap."""
-    return not a <= b_words and not b <= a_words
+def typo_aliases(a: Features, b: Features) -> dict[str, str]:
+    """Return the words of either side that stand for a word of the other, one slip away.
 
-
-def names_or_dates_changed(a: Features, b: Features) -> bool:
-    """Say whether a name or a date was swapped for another ("LinkedIn" / "Facebook").
-
-    A name (a capitalized word inside a sentence: a person, a company, a place, a month) or a
-    date is the subject itself; no rewording swaps one for another, while a paraphrase may
-    drop one ("said Tuesday"), which the score weighs. Names are looked for among the other
-    side's words in any case, so a prompt typed in lower case keeps matching.
+    A word is read as a slip only when no dictionary knows it and exactly one word of the
+    other side, absent from its own side, lies one slip away.
     """
-    return (_swapped(a.names, b.names, a.forms, b.forms)
-            or _swapped(a.dates, b.dates, frozenset(a.tokens), frozenset(b.tokens)))
-
-
-def topic_changed(a: Features, b: Features) -> bool:
-    """Say whether a word of what a request is "about" was swapped for another.
-
-    The topic is the request's subject ("about running in winter" / "about winter pruning"):
-    it holds few of the words, so a score over all of them forgives a changed topic word.
-    """
-    return _swapped(a.topic, b.topic, a.terms, b.terms)
+    out: dict[str, str] = {}
+    for x, y in ((a, b), (b, a)):
+        if not x.unknown:
+            continue
+        own, other = set(x.tokens), [w for w in set(y.tokens) - set(x.tokens) if len(w) >= TYPO_MIN]
+        for w in x.unknown:
+            near = [v for v in other if within_one_slip(w, v) and v not in own]
+            if len(near) == 1:
+                out[w] = near[0]
+    return out

@@ -25,14 +25,18 @@ The model, in order:
      drawn by the tasks' weights;
    - else a habit: a Chinese-restaurant draw from the customer's own past intents (a new one
      with probability ``HABIT_NEW / (HABIT_NEW + past requests)``, from a favourite task and the
-     customer's own domain), so a customer repeats what it asked before.
+     customer's own domain), so a customer repeats what it asked before; ``LOOKALIKE_SHARE``
+     of those repeats change one slot instead ("the same, about dogs", "5 lines, not 3"): a
+     topic- or number-swapped look-alike, another intent.
    A bulk burst is one job: one customer, one task, the other slots fixed, one item slot (the
    product, the review, the snippet...) varying: a run of look-alikes.
-4. Surface form: an intent has one canonical prompt; a customer's style may lower its case, add
-   a leading politeness phrase ("Please", "Could you" ...), change or drop the final punctuation,
-   and now and then double a space; text the prompt quotes (a review to classify, a snippet to
-   translate) keeps its case and punctuation. Those paraphrases keep the intent; any other
-   difference (topic, number, on/off, with/without) is another intent.
+4. Surface form: an intent has one canonical prompt; a customer's style (``_customers``,
+   ``_paraphrase``) may put its parts in another order, use other words for the template's
+   ("Compose" for "Write"), slip on a key, lower its case, wrap it in courtesy ("Hi, could
+   you ...? Thanks!"), change or drop the final punctuation, and now and then double a space;
+   text the prompt quotes (a review to classify, a snippet to translate) keeps its case,
+   punctuation and spelling. Those paraphrases keep the intent; any other difference (topic,
+   number, on/off, with/without) is another intent.
 5. Per intent, ``quality`` and ``max_tokens`` are fixed (a cache may key on them); ``priority``
    varies per request. ``max_tokens`` is a cap with headroom, as an app sets it, not the
    answer's expected length: a "300-word" task gets 300 x 1.34 tokens per word x
@@ -58,13 +62,13 @@ from itertools import accumulate
 
 from ..errors import ConfigError
 from . import _arrivals as arrivals
-from ._customers import Customer, make_customers, restyle
+from ._customers import Customer, make_customers, phrase, restyle
 from ._format import PRIORITIES, QUALITIES, Request
 from ._vocabulary import DOC_SLOTS, DOMAINS, POOLS, SNIPPETS, TASKS, Task, document
 
 __all__ = ["generate", "REQUESTS_PER_USER", "MIN_USERS", "MAX_USERS", "TAIL_SHARE",
            "POPULAR_SHARE", "ZIPF_S", "POPULAR_PER_REQUEST", "MIN_POPULAR", "HABIT_NEW",
-           "SESSION_SHARE", "FAVOURITE_SHARE", "DOC_POOL", "CAP_HEADROOM"]
+           "SESSION_SHARE", "FAVOURITE_SHARE", "DOC_POOL", "CAP_HEADROOM", "LOOKALIKE_SHARE"]
 
 # All assumed (no trace measures them); tuned for a hit-rate ceiling near 0.75 at 5,000 requests.
 REQUESTS_PER_USER = 14     # one customer per 14 requests ...
@@ -79,10 +83,15 @@ HABIT_NEW = 1.2            # Chinese-restaurant concentration: higher, fewer rep
 SESSION_SHARE = 0.4        # requests from a customer among the last six active
 FAVOURITE_SHARE = 0.8      # new habits from one of the customer's three favourite tasks
 DOC_POOL = 25              # documents per domain and kind that customers share and repeat
+LOOKALIKE_SHARE = 0.08     # repeats of a habit that change one slot: a look-alike, not a repeat
 # Also assumed: an app asking for N words sets max_tokens to N x tokens per word x this, so that
 # a long answer is not cut short (a 500-word post gets 1,100 tokens, not 670).
 CAP_HEADROOM = 1.5
 _ITEM_SLOTS = ("product", "review", "ticket", "article", "snippet", "topic", "photo")
+# What a look-alike changes, first found first: the subject, else a number or a switch.
+_SWAP_SLOTS = ("topic", "product", "scene", "campaign", "health", "news", "count", "kcount",
+               "bullets", "seconds", "pwords", "emoji", "switch", "people", "color", "month",
+               "language", "platform", "backdrop")
 _PHOTO_MODS = ("", " at night", " close-up", " aerial view", " black and white")
 
 
@@ -93,6 +102,7 @@ class _Intent:
     prompt: str
     quality: str
     max_tokens: int | None
+    slots: dict = None  # type: ignore[assignment]  # slot name -> (text, label part)
 
 
 def _slug(text: str) -> str:
@@ -152,7 +162,7 @@ class _Generator:
         if task.per_word:  # room for the words asked for and then some, in whole hundreds
             words = int(slots.get("words", slots.get("pwords"))[0])
             max_tokens = math.ceil(round(words * task.per_word * CAP_HEADROOM, 6) / 100) * 100
-        intent = _Intent(label, task, prompt, quality, max_tokens)
+        intent = _Intent(label, task, prompt, quality, max_tokens, dict(slots))
         self.intents[label] = intent
         return intent
 
@@ -175,11 +185,27 @@ class _Generator:
         total = sum(c for _, c in past)
         if past and self.rng.random() >= HABIT_NEW / (HABIT_NEW + total):
             entry = self.rng.choices(past, weights=[c for _, c in past])[0]
+            if self.rng.random() < LOOKALIKE_SHARE:
+                alike = self._lookalike(entry[0], user)
+                if alike is not None:
+                    past.append([alike, 1])
+                    return alike
             entry[1] += 1
             return entry[0]
         intent = self._fresh(self._task(user), user.domain, self.rng)
         past.append([intent, 1])
         return intent
+
+    def _lookalike(self, intent: _Intent, user: Customer) -> _Intent | None:
+        """Return ``intent`` with one slot changed (its subject, a number, a switch), or None."""
+        name = next((s for s in _SWAP_SLOTS if s in intent.task.slots), None)
+        if name is None:
+            return None
+        for _ in range(5):  # a draw may give the same value back
+            text, part = self._slot(name, user.domain, self.rng, False)
+            if part != intent.slots[name][1]:
+                return self._intent(intent.task, {**intent.slots, name: (text, part)})
+        return None
 
     def _task(self, user: Customer) -> Task:
         if self.rng.random() < FAVOURITE_SHARE:
@@ -220,7 +246,9 @@ class _Generator:
         """Return the prompt of ``intent`` as ``user`` types it."""
         task = intent.task
         quotes = any(s in DOC_SLOTS for s in task.slots)
-        return restyle(intent.prompt, user, self.rng, quotes=quotes,
+        prompt = intent.prompt if user.app else phrase(
+            task, {k: v[0] for k, v in intent.slots.items()}, user, self.rng)
+        return restyle(prompt, user, self.rng, quotes=quotes,
                        polite=task.type in ("text", "analysis"))
 
 
