@@ -33,13 +33,14 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Hashable, Iterable
 
 from ..errors import ConfigError
 from .exercise_dedup import ExerciseDeduplication
 from .guards import SHORT_TERMS, aligned, bag, veto
 from .records import Match
-from .text import TYPO_MIN, Features, features, is_word, term, within_one_slip
+from .text import TYPO_MIN, Features, Shape, features, is_word, shape, term, within_one_slip
 
 __all__ = ["ContentDeduplication", "ExerciseDeduplication", "Match", "Comparison", "Candidate",
            "DEFAULT_THRESHOLD"]
@@ -77,6 +78,12 @@ class Candidate:
     prompt: str
     score: float
     entry: int              # the entry's number in the index (stable while it lives)
+
+
+@lru_cache(maxsize=1 << 15)
+def _variants(word: str) -> tuple[str, ...]:
+    """``word`` and each form of it with one letter dropped: two words one slip apart share one."""
+    return tuple({word, *(word[:j] + word[j + 1:] for j in range(len(word)))})
 
 
 def compare_features(a: Features, b: Features, *, short_terms: int = SHORT_TERMS) -> Comparison:
@@ -154,7 +161,7 @@ class ContentDeduplication:
         return self.similarity(a, b) >= self.threshold
 
     # -- the index ----------------------------------------------------------------------------
-    def _term_ids(self, f: Features, add: bool) -> dict[str, int]:
+    def _term_ids(self, f: Shape, add: bool) -> dict[str, int]:
         ids = self._ids
         out: dict[str, int] = {}
         for t in f.terms:
@@ -185,7 +192,7 @@ class ContentDeduplication:
         """Remember that ``prompt``'s answer is cached under ``key``, within ``scope``."""
         if not isinstance(prompt, str) or not isinstance(key, str):
             raise ConfigError("add needs a prompt string and a cache key string")
-        f = features(prompt)
+        f = shape(prompt)
         ids = list(self._term_ids(f, add=True).values())
         sid = self._scopes.setdefault(scope, len(self._scopes))
         sig = hash(f.signature)
@@ -205,13 +212,13 @@ class ContentDeduplication:
                 # slip apart meet under one of these. Unknown words also go to a small index of
                 # their own, searched for every word of a query.
                 dels = self._dels if is_word(w) else self._odd
-                for d in {w, *(w[:j] + w[j + 1:] for j in range(len(w)))}:
+                for d in _variants(w):
                     dels.setdefault(d, []).append(w)
                     if dels is self._odd:
                         self._dels.setdefault(d, []).append(w)
         self._live += 1
 
-    def _slips(self, f: Features) -> dict[str, str]:
+    def _slips(self, f: Shape) -> dict[str, str]:
         """Words of the query and of indexed prompts that stand for each other, one slip away."""
         out: dict[str, str] = {}
         for w in f.tokens:
@@ -223,10 +230,10 @@ class ContentDeduplication:
             table = self._odd if known else self._dels
             if not table:
                 continue
-            near = {v for d in (w, *(w[:j] + w[j + 1:] for j in range(len(w))))
-                    for v in table.get(d, ()) if v != w and within_one_slip(w, v)}
+            near = {v for d in _variants(w) for v in table.get(d, ())
+                    if v != w and within_one_slip(w, v)}
             if not known:           # the query slipped: read it as the indexed word
-                near -= set(f.tokens)
+                near -= set(f.tokens)   # (the index's unknown words are words: someone typed them)
                 if len(near) == 1:
                     out[w] = near.pop()
             else:                   # indexed prompts slipped on this word
@@ -241,7 +248,7 @@ class ContentDeduplication:
         self.lookups += 1
         floor = self.threshold if floor is None else floor
         sid = self._scopes.get(scope)
-        f = features(prompt)
+        f = shape(prompt)
         if sid is None or not f.terms:
             return []
         if floor < self.floor:

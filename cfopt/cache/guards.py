@@ -35,7 +35,8 @@ from difflib import SequenceMatcher
 from .text import (ANCHORS, FUNCTION_CLASSES, OPPOSITES, PRONOUNS, Features, content_sequence,
                    name_key, term, typo_aliases, _negated)
 
-__all__ = ["veto", "aligned", "bag", "slots_swapped", "roles_swapped", "GUARDS", "SHORT_TERMS",
+__all__ = ["veto", "aligned", "bag", "slots_swapped", "roles_swapped", "topic_changed", "GUARDS",
+           "SHORT_TERMS",
            "SWAP_TERMS"]
 
 SHORT_TERMS = 6  # below this many content words, a request must keep all of them
@@ -142,28 +143,34 @@ def roles_swapped(a: Features, b: Features) -> bool:
     return not _one_move_apart(sa, sb)
 
 
+def topic_changed(a: Features, b: Features) -> bool:
+    """Say whether a word of what the request is "about" was swapped for another."""
+    return _swapped(a.topic, b.topic, a.terms, b.terms)
+
+
 def _function_swapped(a: Features, b: Features) -> bool:
     return any(ga - gb and gb - ga for ga, gb in zip(a.function, b.function))
 
 
 def veto(a: Features, b: Features, *, short_terms: int = SHORT_TERMS,
-         swap_terms: int = SWAP_TERMS) -> str | None:
+         swap_terms: int = SWAP_TERMS, skip: frozenset[str] = frozenset()) -> str | None:
     """Return the first guard that forbids matching ``a`` with ``b`` (``GUARDS``), or None.
 
-    Give features already ``aligned`` for slips; the cheap guards come first.
+    Give features already ``aligned`` for slips; the cheap guards come first. Guards named in
+    ``skip`` are not asked.
     """
     sa, sb = a.signature, b.signature
     if sa != sb:
         return "numbers" if sa[0] != sb[0] else "negation" if sa[1] != sb[1] else "quoted"
     short = min(len(a.terms), len(b.terms)) < short_terms
-    if short and bag(a.sequence) != bag(b.sequence):
+    if short and "short" not in skip and bag(a.sequence) != bag(b.sequence):
         # In a short request every content word is the request, and so is how often it comes:
         # "coffee beans close-up close-up" may be a slip or an emphasis; no guess.
         return "short"
     if (_swapped(a.names, b.names, a.forms, b.forms)
             or _swapped(a.dates, b.dates, frozenset(a.tokens), frozenset(b.tokens))):
         return "names"
-    if _swapped(a.topic, b.topic, a.terms, b.terms):
+    if "topic" not in skip and topic_changed(a, b):
         return "topic"
     only_a, only_b = set(a.tokens) - set(b.tokens), set(b.tokens) - set(a.tokens)
     if any(OPPOSITES.get(w) in only_b for w in only_a):
@@ -176,8 +183,9 @@ def veto(a: Features, b: Features, *, short_terms: int = SHORT_TERMS,
         return "scope"
     if short and roles_swapped(a, b):
         return "roles"
-    if slots_swapped(a.sequence, b.sequence):
+    if "slots" not in skip and slots_swapped(a.sequence, b.sequence):
         return "slots"
-    if max(len(a.terms), len(b.terms)) <= swap_terms and a.terms - b.terms and b.terms - a.terms:
+    if ("swap" not in skip and max(len(a.terms), len(b.terms)) <= swap_terms
+            and a.terms - b.terms and b.terms - a.terms):
         return "swap"
     return None

@@ -6,6 +6,13 @@ wrap a provider: exact hit, then (optionally) a near-duplicate's answer, then on
 call per distinct key, shared by concurrent identical misses (single-flight). Errors and
 truncated answers are never cached. Keys carry the tenant, so tenants never share entries.
 
+Near-duplicates come from one of two stages: ``dedup=`` a static-threshold detector
+(``ContentDeduplication``), or ``semantic=`` the bounded layer (``BoundedSemanticLayer``), which
+serves a near-duplicate only within its false-hit bound and, on a share of candidates, pays a
+judge to compare the fresh answer with the cached one (``settle()`` waits for verifications
+still running on an event loop). ``coalesce_key`` lets a caller that runs its own single-flight
+(the pipeline) share a call already in flight for a near-duplicate too.
+
 >>> from cfopt.cache.layers import MemoryLayer
 >>> from cfopt.providers.base import Call
 >>> from cfopt.pricing import Usage
@@ -22,6 +29,7 @@ truncated answers are never cached. Keys carry the tenant, so tenants never shar
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Iterable, Protocol
 
@@ -31,12 +39,14 @@ from ..events import Event, EventBus
 from ..pricing import PriceCatalog, load_catalog
 from ..providers.base import Call, Result
 from .codec import decode_result, encode_result
+from .dedup import ContentDeduplication
 from .keys import check_tenant, make_key, output_params
 from .layers.base import CacheLayer
 from .layers.disk import DiskLayer
 from .layers.memory import MemoryLayer
 from .policy import TTLPolicy, layer_order
 from .records import CacheStats, Lookup, Prediction, Served, WarmReport
+from .semantic import BoundedSemanticLayer, Decision
 from .singleflight import SingleFlight
 
 __all__ = ["CacheManager", "Lookup", "Served", "Prediction", "WarmReport", "CacheStats"]
@@ -54,6 +64,7 @@ class CacheManager:
     def __init__(self, layers: Iterable[CacheLayer] | None = None, *,
                  strategy: str = "memory-first", ttls: TTLPolicy | None = None,
                  provider: _Provider | None = None, dedup: Any = None,
+                 semantic: BoundedSemanticLayer | None = None,
                  catalog: PriceCatalog | None = None, clock: Clock | None = None,
                  warm_threshold: float = 0.5, bus: EventBus | None = None) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
@@ -67,20 +78,34 @@ class CacheManager:
             raise ConfigError("every layer must be a cfopt.cache.layers.CacheLayer")
         if not 0.0 <= warm_threshold <= 1.0:
             raise ConfigError(f"warm_threshold must lie in [0, 1], got {warm_threshold}")
+        if dedup is not None and semantic is not None:
+            raise ConfigError("give dedup= (a static threshold) or semantic= (the bounded layer), "
+                              "not both: the bounded layer has its own index")
+        if semantic is not None and not isinstance(semantic, BoundedSemanticLayer):
+            raise ConfigError(f"semantic must be a BoundedSemanticLayer, got {type(semantic).__name__}")
         by_name = {layer.name: layer for layer in layers}
         self.strategy = strategy
         self.layers = [by_name[n] for n in layer_order(strategy, names)]
         self.ttls = ttls if ttls is not None else TTLPolicy()
         self.provider, self.dedup, self.warm_threshold = provider, dedup, warm_threshold
+        self.semantic = semantic
         self.bus = bus
+        # Prompts whose provider call is in flight, for ``coalesce_key``; explored requests
+        # waiting for their answer to be verified; verifications running on an event loop.
+        near = semantic.index if semantic is not None else dedup
+        self._inflight = (type(near)(near.threshold, floor=near.floor)
+                          if isinstance(near, ContentDeduplication) else None)
+        self._explored: dict[str, tuple[Decision, tuple]] = {}
+        self._verifying: set[asyncio.Task] = set()
         self.catalog = catalog if catalog is not None else load_catalog()
         self._flight: SingleFlight[Result] = SingleFlight()
         self._counts = dict.fromkeys(("requests", "exact_hits", "semantic_hits", "coalesced",
                                       "provider_calls", "not_cached", "errors"), 0)
 
     def __repr__(self) -> str:
+        near = self.semantic or self.dedup
         return (f"CacheManager(strategy={self.strategy!r}, layers={[l.name for l in self.layers]}, "
-                f"ttls={self.ttls!r}, dedup={type(self.dedup).__name__ if self.dedup else None})")
+                f"ttls={self.ttls!r}, near_duplicates={type(near).__name__ if near else None})")
 
     # -- the key-value face ------------------------------------------------------------------------
     def get(self, key: str, kind: str = "text") -> Lookup:
@@ -126,14 +151,16 @@ class CacheManager:
         """Remove entries whose key matches the glob ``pattern`` from every layer; return the count."""
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(f"pattern must be a non-empty glob such as 'acme:*', got {pattern!r}")
-        if self.dedup is not None:
-            self.dedup.discard_matching(pattern)
+        for near in (self.dedup, self.semantic, self._inflight):
+            if near is not None:
+                near.discard_matching(pattern)
         return sum(layer.delete_matching(pattern) for layer in self.layers)
 
     @property
     def stats(self) -> CacheStats:
         """Return the manager's counters and each layer's stats."""
-        return CacheStats(**self._counts, layers={l.name: l.stats for l in self.layers})
+        return CacheStats(**self._counts, layers={l.name: l.stats for l in self.layers},
+                          semantic=self.semantic.stats if self.semantic is not None else None)
 
     # -- the provider face -------------------------------------------------------------------------
     def key_for(self, call: Call, tenant: str) -> tuple[str, str, tuple]:
@@ -155,16 +182,58 @@ class CacheManager:
             return Served(value, layer or "", key)
         # Near-duplicates answer only within one tenant, model, parameters, type, task and
         # quality; a critical request accepts nothing but its exact answer.
-        if self.dedup is None or quality == "critical":
+        near = (*scope, type, task, quality)
+        if quality == "critical":
             return None
-        match = self.dedup.find(call.prompt, scope=(*scope, type, task, quality))
-        if match is None:
+        if self.semantic is not None:
+            decision = self.semantic.decide(call.prompt, scope=near)
+            if decision.action == "explore":   # a miss; its answer will be compared (``store``)
+                self._explored[key] = (decision, near)
+            if decision.action != "hit" or decision.candidate is None:
+                return None
+            match_key, match_prompt, score = (decision.candidate.key, decision.candidate.prompt,
+                                              round(decision.probability, 12))
+        elif self.dedup is not None:
+            match = self.dedup.find(call.prompt, scope=near)
+            if match is None:
+                return None
+            match_key, match_prompt, score = match.key, match.prompt, match.score
+        else:
             return None
-        value, layer = self.get(match.key, kind)
-        if value is None:
-            self.dedup.discard(match.key)  # the answer expired: forget the prompt too
+        value, layer = self.get(match_key, kind)
+        if value is None:   # the answer expired: forget the prompt too
+            (self.semantic or self.dedup).discard(match_key)
             return None
-        return Served(value, f"semantic:{layer}", match.key, match.prompt, match.score)
+        if self.semantic is not None and decision.audit:
+            self._check(call, value, decision)
+        return Served(value, f"semantic:{layer}", match_key, match_prompt, score)
+
+    def coalesce_key(self, call: Call, *, tenant: str = "public", type: str | None = None,
+                     task: str | None = None, quality: str = "standard") -> str:
+        """Return the key to share a provider call under: ``call``'s own cache key, or the key of
+        a near-duplicate whose call is in flight (as the near-duplicate stage would match it).
+
+        For callers that run their own single-flight (the pipeline): a request that missed asks
+        this before calling; its call counts as in flight until ``store`` caches its answer.
+        """
+        key, _kind, scope = self.key_for(call, check_tenant(tenant))
+        near = (*scope, type, task, quality)
+        if self._inflight is None:
+            return key
+        if quality != "critical":
+            if self.semantic is not None:
+                found = self.semantic.decide(call.prompt, near, among=self._inflight).candidate
+            else:
+                found = self._inflight.find(call.prompt, near)
+            if found is not None and found.key != key:
+                return found.key
+        self._inflight.add(call.prompt, key, near)
+        return key
+
+    async def settle(self) -> None:
+        """Wait for the verifications still running (their judge calls are paid in full)."""
+        while self._verifying:
+            await asyncio.gather(*list(self._verifying), return_exceptions=True)
 
     def fetch(self, call: Call, *, tenant: str = "public", type: str | None = None,
               task: str | None = None, quality: str = "standard", no_cache: bool = False,
@@ -286,12 +355,83 @@ class CacheManager:
         return self._put(call, result, dict(tenant=tenant, type=type, task=task, quality=quality))[1]
 
     def _put(self, call: Call, result: Result, scope: dict) -> tuple[str, bool]:
-        key, _kind, dscope = self.key_for(call, check_tenant(scope.get("tenant", "public")))
+        key, kind, dscope = self.key_for(call, check_tenant(scope.get("tenant", "public")))
         stored = self.set(key, result)
-        if stored and self.dedup is not None:
-            self.dedup.add(call.prompt, key, scope=(*dscope, scope.get("type"), scope.get("task"),
-                                                    scope.get("quality", "standard")))
+        near = (*dscope, scope.get("type"), scope.get("task"), scope.get("quality", "standard"))
+        if self._inflight is not None:
+            self._inflight.discard(key)
+        explored = self._explored.pop(key, None)
+        if stored and self.semantic is not None:
+            if explored is not None:
+                self._verify(call, result, key, kind, *explored)
+            else:
+                self.semantic.add(call.prompt, key, near)
+        elif stored and self.dedup is not None:
+            self.dedup.add(call.prompt, key, scope=near)
         return key, stored
+
+    # -- verification (the bounded layer) ---------------------------------------------------------
+    def _verify(self, call: Call, result: Result, key: str, kind: str, decision: Decision,
+                near: tuple) -> None:
+        """Compare the fresh answer with the explored candidate's, through the judge."""
+        assert self.semantic is not None and decision.candidate is not None
+        judge = self.semantic.judge
+        cached = self.get(decision.candidate.key, kind).value
+        if judge is None or cached is None:   # nothing to compare with: a plain new entry
+            self.semantic.add(call.prompt, key, near)
+            return
+        args = (call.prompt, decision.candidate.prompt, cached.content)
+        if not getattr(judge, "asynchronous", False):
+            try:
+                verdict = judge.judge(*args)
+            except Exception:  # a failed verification teaches nothing; the answer stays cached
+                self.semantic.add(call.prompt, key, near)
+                return
+            self._learn(decision, verdict.same, call.prompt, key, near)
+            return
+
+        async def verify() -> None:
+            try:
+                verdict = await judge.ajudge(*args)
+            except Exception:
+                self.semantic.add(call.prompt, key, near)  # type: ignore[union-attr]
+                return
+            self._learn(decision, verdict.same, call.prompt, key, near)
+
+        task = asyncio.get_running_loop().create_task(verify())
+        self._verifying.add(task)
+        task.add_done_callback(self._verifying.discard)
+
+    def _check(self, call: Call, cached: Result, decision: Decision) -> None:
+        """Audit a hit just served: a fresh answer and a judge call, paid, not waited for."""
+        assert self.semantic is not None and decision.candidate is not None
+        judge = self.semantic.judge
+        if judge is None:
+            return
+        args = (call, decision.candidate.prompt, cached.content)
+        observe = self.semantic.observe
+        if not getattr(judge, "asynchronous", False):
+            try:
+                observe(decision, judge.audit(*args).same)
+            except Exception:  # an audit that fails teaches nothing
+                pass
+            return
+
+        async def audit() -> None:
+            try:
+                observe(decision, (await judge.aaudit(*args)).same)
+            except Exception:
+                pass
+
+        task = asyncio.get_running_loop().create_task(audit())
+        self._verifying.add(task)
+        task.add_done_callback(self._verifying.discard)
+
+    def _learn(self, decision: Decision, same: bool, prompt: str, key: str, near: tuple) -> None:
+        assert self.semantic is not None
+        self.semantic.observe(decision, same)
+        if not same:   # as vCache does: a request the candidate does not serve becomes an entry
+            self.semantic.add(prompt, key, near)
 
     def _store(self, call: Call, result: Result, scope: dict, *, store: bool) -> Served:
         key = (self._put(call, result, scope)[0] if store else

@@ -63,10 +63,12 @@ def _protected(text: str) -> list[tuple[int, int]]:
     """The spans no normalization may touch: ``protected_spans`` plus lines that read like code."""
     spans = []
     for a, b in protected_spans(text):
-        # A number's span may swallow the sentence's final period ("16:9."): give it back.
-        if (b > a + 1 and text[b - 1] == "." and (text[a].isdigit() or text[a] in "$€£¥#")
-                and (b == len(text) or text[b].isspace())):
-            b -= 1
+        # A number's span may swallow the sentence's end ("16:9.", "508. Focus"): give it back.
+        if text[a].isdigit() or text[a] in "$€£¥#":
+            cut = text.find(". ", a, b)
+            b = cut if cut != -1 else b
+            while b > a + 1 and text[b - 1] == ".":
+                b -= 1
         spans.append((a, b))
     start = 0
     for line in text.split("\n"):
@@ -91,6 +93,13 @@ def _fold(word: str) -> str:
     return word.lower() if word[1:].islower() or word.isupper() or len(word) == 1 else word
 
 
+_ENDS = re.compile(r"(?:[.!?:]|\n)\s*$")   # what ends a sentence before the next word
+# Prose with none of these holds no span ``protected_spans`` would find but numbers, which no
+# rule here changes: it skips the scan (most prompts do).
+_PLAIN = re.compile(r"[^A-Za-z0-9 ,.!?:%$&'’\-\n]|://|www\.|\n[ ]{4}|(?<![\w’'])'|\b[a-z]+[A-Z]"
+                    r"|[A-Za-z]\.[A-Za-z]")
+
+
 def _prose(text: str, sentence_start: bool) -> tuple[str, bool]:
     """Collapse spaces and lower the first word of each sentence in one stretch of prose."""
     out, pos = [], 0
@@ -98,8 +107,8 @@ def _prose(text: str, sentence_start: bool) -> tuple[str, bool]:
         before = text[pos:m.start()]
         out.append(before)
         if before.strip():
-            sentence_start = bool(re.search(r"(?:[.!?]|:)\s*$|\n\s*$", before))
-        elif pos == 0 and before and "\n" in before:
+            sentence_start = _ENDS.search(before) is not None
+        elif pos == 0 and "\n" in before:
             sentence_start = True
         word = m.group()
         out.append(_fold(word) if sentence_start else word)
@@ -108,12 +117,14 @@ def _prose(text: str, sentence_start: bool) -> tuple[str, bool]:
     tail = text[pos:]
     out.append(tail)
     if tail.strip():
-        sentence_start = bool(re.search(r"(?:[.!?]|:)\s*$|\n\s*$", tail))
+        sentence_start = _ENDS.search(tail) is not None
     return _WS.sub(" ", "".join(out)), sentence_start
 
 
 def _pieces(text: str) -> list[tuple[str, bool]]:
     """``text`` cut into (piece, is_prose), prose collapsed and case-folded where safe."""
+    if _PLAIN.search(text) is None and not _CODE.search(text):
+        return [(_prose(text, True)[0], True)] if text else []
     pieces, pos, start = [], 0, True
     for a, b in _protected(text):
         if a > pos:
@@ -127,16 +138,19 @@ def _pieces(text: str) -> list[tuple[str, bool]]:
     return pieces
 
 
-def _strip_head(head: str) -> tuple[str, bool]:
-    """Drop a greeting and a courtesy phrase that open the request; say if it was a question."""
+def _strip_head(head: str, more: int) -> tuple[str, bool]:
+    """Drop a greeting and a courtesy phrase that open the request; say if it was a question.
+
+    ``more``: how many words follow ``head`` in the rest of the prompt.
+    """
     rest, question = head, False
     m = _GREET.match(rest)
-    if m and len(rest[m.end():].split()) >= 2:
+    if m and len(rest[m.end():].split()) + more >= 2:
         rest = rest[m.end():]
     best = rest
     while True:  # "please kindly write ..." : one phrase after another, while two words remain
         m = _WRAP.match(best)
-        if not m or len(best[m.end():].split()) < 2:
+        if not m or len(best[m.end():].split()) + more < 2:
             break
         question |= m.group(1).lower() in QUESTION_WRAPPERS
         best = best[m.end():]
@@ -154,7 +168,8 @@ def normalize_prompt(prompt: str) -> str:
         return text
     question = False
     if pieces[0][1]:
-        head, question = _strip_head(pieces[0][0].lstrip())
+        more = sum(len(p.split()) for p, _ in pieces[1:])
+        head, question = _strip_head(pieces[0][0].lstrip(), more)
         if head is not pieces[0][0]:
             head = _prose(head, True)[0]  # the request's first word now opens the sentence
         pieces[0] = (head, True)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from ..providers.base import Call, Result
 from .layers.base import LayerStats
 
-__all__ = ["Lookup", "Served", "Prediction", "WarmReport", "CacheStats", "Match"]
+__all__ = ["Lookup", "Served", "Prediction", "WarmReport", "CacheStats", "Match", "SemanticStats"]
 
 
 class Lookup(NamedTuple):
@@ -58,6 +58,24 @@ class WarmReport:
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticStats:
+    """What the layer did so far (false hits are for the scorer to count: it knows the truth)."""
+
+    lookups: int = 0
+    hits: int = 0
+    explored: int = 0            # candidates verified instead of served
+    audits: int = 0              # hits served and verified in the background
+    expected_false_hits: float = 0.0   # what the hits spent of the bound: sum of 1 - bound
+    vetoed: int = 0              # candidates a hard guard ruled out
+    below_bound: int = 0         # candidates neither served nor worth verifying
+    verdicts_same: int = 0
+    verdicts_different: int = 0
+    judge_calls: int = 0
+    judge_cost_usd: float = 0.0
+    judge_s: float = 0.0         # seconds the judge calls took, added up
+
+
+@dataclass(frozen=True, slots=True)
 class CacheStats:
     """The manager's counters and every layer's ``LayerStats``."""
 
@@ -69,6 +87,7 @@ class CacheStats:
     not_cached: int = 0          # answers refused: truncated (stop_reason "max_tokens")
     errors: int = 0              # provider errors passed on to the caller (never cached)
     layers: dict[str, LayerStats] = field(default_factory=dict)
+    semantic: SemanticStats | None = None   # the bounded layer's, when there is one
 
     @property
     def hit_rate(self) -> float:

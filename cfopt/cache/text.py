@@ -26,12 +26,11 @@ import re
 from functools import lru_cache
 from typing import Iterable, NamedTuple
 
-from .normalize import normalize_prompt
 
 __all__ = ["words", "stem", "term", "content_stems", "content_sequence", "numbers", "polarity",
            "split_payload", "dates", "names", "name_key", "topic_words", "Features", "features",
-           "is_word", "within_one_slip", "typo_aliases", "STOPWORDS", "NEGATIONS", "OPPOSITES",
-           "DATE_WORDS", "SYNONYMS", "FUNCTION_CLASSES", "QUESTION_WORDS", "PAYLOAD_WORDS", "ANCHORS",
+           "is_word", "within_one_slip", "typo_aliases", "Shape", "shape", "STOPWORDS", "NEGATIONS", "OPPOSITES",
+           "DATE_WORDS", "SYNONYMS", "PHRASE_SYNONYMS", "FUNCTION_CLASSES", "QUESTION_WORDS", "PAYLOAD_WORDS", "ANCHORS",
            "TOPIC_WORDS", "PREFIX", "TYPO_MIN"]
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
@@ -96,6 +95,11 @@ SYNONYMS: dict[str, str] = {w: group[0] for group in (
     ("quick", "fast", "rapid"), ("answer", "reply", "respond"), ("error", "mistake"),
     ("kid", "child"), ("kids", "children"), ("begin", "commence"), ("end", "finish"),
 ) for w in group}
+# Phrases that say what one word says ("sum up this article" is "summarize this article").
+PHRASE_SYNONYMS = {"sum up": "summarize", "sums up": "summarizes", "summing up": "summarizing",
+                   "come up with": "suggest", "came up with": "suggested", "pull out": "extract",
+                   "find out": "discover", "figure out": "determine"}
+_PHRASES = re.compile(r"\b(%s)\b" % "|".join(re.escape(p) for p in PHRASE_SYNONYMS), re.IGNORECASE)
 # Function words that carry meaning, by class; a pair that swaps one group of a class for
 # another ("he" / "she", "all" / "some", "on" / "under") asks something else.
 FUNCTION_CLASSES: tuple[tuple[frozenset[str], ...], ...] = tuple(
@@ -309,28 +313,48 @@ def _question(instruction: str, tokens: tuple[str, ...], request: bool) -> bool:
     return instruction.rstrip().endswith("?") or bool(tokens and tokens[0] in QUESTION_WORDS)
 
 
+class Shape(NamedTuple):
+    """The little an index needs of a prompt: its words, terms and signature."""
+
+    instruction: str              # the request, without the quoted body and without courtesy
+    tokens: tuple[str, ...]       # its words, lower case
+    terms: frozenset[str]         # its content terms
+    signature: tuple              # numbers, negation parity, quoted body: equal for any match
+    request: bool                 # phrased as "could you ...?": a request, not a question
+
+
+@lru_cache(maxsize=1 << 16)
+def shape(text: str) -> Shape:
+    """Return the words, terms and signature of ``text`` (cheap: what an index posts)."""
+    # A request that quotes a text after a colon ("Classify this review: ...") is scored on its
+    # instruction alone and matches only the very same text: two reviews built from the same
+    # stock sentences share most words, yet each needs its own answer. Courtesy anywhere goes
+    # ("For our May newsletter, could you write ...?"); the words of the exact key's
+    # normalization that remain (greetings, "thanks") are stopwords.
+    instruction, body = split_payload(text)
+    stripped = _COURTESY.sub(" ", instruction)
+    request = stripped != instruction and bool(_REQUEST.search(instruction))
+    instruction = _PHRASES.sub(lambda m: PHRASE_SYNONYMS[m.group().lower()], stripped)
+    tokens = tuple(words(instruction))
+    signature = (tuple(sorted(numbers(list(tokens)))), polarity(list(tokens)), body)
+    return Shape(instruction, tokens, frozenset(content_sequence(tokens)), signature, request)
+
+
+_REQUEST = re.compile(r"\b(?:could|can|would|will) you\b", re.IGNORECASE)
+
+
 @lru_cache(maxsize=1 << 14)
 def features(text: str) -> Features:
-    """Return what de-duplication compares in ``text``."""
-    # Courtesy, a sentence's first capital, spacing and final punctuation go first (as in the
-    # exact key). A request that quotes a text after a colon ("Classify this review: ...") is
-    # scored on its instruction alone and matches only the very same text: two reviews built
-    # from the same stock sentences share most words, yet each needs its own answer.
-    instruction, body = split_payload(normalize_prompt(text))
-    stripped = _COURTESY.sub(" ", instruction)
-    request = stripped != instruction and bool(re.search(r"\b(?:could|can|would|will) you\b",
-                                                         instruction, re.IGNORECASE))
-    instruction = stripped
-    tokens = tuple(words(instruction))
-    sequence = tuple(content_sequence(tokens))
-    signature = (tuple(sorted(numbers(list(tokens)))), polarity(list(tokens)), body)
+    """Return what de-duplication compares in ``text`` (the guards read all of it)."""
+    s = shape(text)
+    tokens = s.tokens
     present = frozenset(tokens)
     function = tuple(frozenset(i for i, g in enumerate(groups) if g & present)
                      for groups in FUNCTION_CLASSES)
-    return Features(tokens, frozenset(sequence), sequence, signature, names(instruction),
-                    dates(tokens), frozenset(map(name_key, tokens)),
-                    frozenset(content_sequence(topic_words(instruction))),
-                    _question(instruction, tokens, request), _negated(tokens), function,
+    return Features(tokens, s.terms, tuple(content_sequence(tokens)), s.signature,
+                    names(s.instruction), dates(tokens), frozenset(map(name_key, tokens)),
+                    frozenset(content_sequence(topic_words(s.instruction))),
+                    _question(s.instruction, tokens, s.request), _negated(tokens), function,
                     frozenset(w for w in tokens if not is_word(w)))
 
 
@@ -338,15 +362,18 @@ def typo_aliases(a: Features, b: Features) -> dict[str, str]:
     """Return the words of either side that stand for a word of the other, one slip away.
 
     A word is read as a slip only when no dictionary knows it and exactly one word of the
-    other side, absent from its own side, lies one slip away.
+    other side, absent from its own side, lies one slip away (known to the dictionary or not:
+    "emoijs" is a slip of "emojis").
     """
     out: dict[str, str] = {}
     for x, y in ((a, b), (b, a)):
         if not x.unknown:
             continue
         own, other = set(x.tokens), [w for w in set(y.tokens) - set(x.tokens) if len(w) >= TYPO_MIN]
-        for w in x.unknown:
-            near = [v for v in other if within_one_slip(w, v) and v not in own]
+        for w in sorted(x.unknown):
+            if w in out.values():   # already the word another slip stands for
+                continue
+            near = [v for v in other if within_one_slip(w, v) and v not in own and v not in out]
             if len(near) == 1:
                 out[w] = near[0]
     return out

@@ -48,6 +48,8 @@ from typing import Callable, Sequence
 from ..cost.budget import BudgetConfig, BudgetStore, UsageTracker
 from ..cache import CacheManager, DiskLayer, MemoryLayer, RedisLayer, SingleFlight, cache_key
 from ..cache.dedup import ContentDeduplication
+from ..cache.judge import SimulatedJudge
+from ..cache.semantic import BoundedSemanticLayer, SemanticConfig
 from ..cache.layers.base import check_namespace
 from ..cache.policy import TTLPolicy
 from ..clock import VirtualClock
@@ -89,8 +91,14 @@ class Pipeline:
                  redis_url: str | None = None, bus: EventBus | None = None,
                  cache_dir: str | None = None, clock: VirtualClock | None = None,
                  disk_path: str | os.PathLike | None = None, redis_namespace: str | None = None,
-                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None) -> None:
+                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None,
+                 semantic: SemanticConfig | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
+        # ``semantic``: near-duplicates through the bounded layer (a false-hit bound, a paid
+        # judge) instead of the static ContentDeduplication; it takes effect with ``dedup`` on.
+        if semantic is not None and not isinstance(semantic, SemanticConfig):
+            raise ConfigError(f"semantic must be a SemanticConfig, got {type(semantic).__name__}")
+        self.semantic = semantic
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
@@ -115,14 +123,15 @@ class Pipeline:
         # The disk layer lives for one replay only: in RAM when the system offers it.
         where = self.cache_dir or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
         with tempfile.TemporaryDirectory(prefix="cfopt-replay-", dir=where) as tmp:
-            return _Run(self, strip_intent(requests), tmp, progress).result()
+            return _Run(self, strip_intent(requests), tmp, progress, requests).result()
 
 
 class _Run:
     """The state of one replay: clock, providers, stages, and the requests' outcomes."""
 
     def __init__(self, p: Pipeline, requests: list[Request], tmp: str,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None,
+                 labelled: Sequence[Request] = ()) -> None:
         c = self.config = p.config
         self.requests, self.bus, self.progress = requests, p.bus, progress
         self.clock = p.clock if p.clock is not None else VirtualClock()
@@ -147,7 +156,6 @@ class _Run:
         self.alerts: list[str] = []
         self.bus.subscribe(lambda e: self.alerts.append(e.name)   # not breaker_open: budgets only
                            if e.kind == "alert" and "budget" in e.data else None)
-        self.cache = self._cache(p, tmp) if c.cache else None
         self.interactive: SingleFlight[Result] = SingleFlight()
         self.deferred: SingleFlight[Result] = SingleFlight()
         self.origins: dict[str, int] = {}
@@ -156,6 +164,9 @@ class _Run:
         self._compressed = functools.lru_cache(maxsize=65536)(compress_prompt)
         self._route = functools.lru_cache(maxsize=65536)(
             lambda r: self.optimizer.select_optimal_model(r).model)
+        # The simulated judge's knowledge (the world's, not a stage's): see ``_truth``.
+        self.truth = _truth(labelled, self._compressed) if p.semantic is not None else None
+        self.cache = self._cache(p, tmp) if c.cache else None
 
     def _cache(self, p: Pipeline, tmp: str) -> CacheManager:
         c = self.config
@@ -165,11 +176,20 @@ class _Run:
         if p.redis_url:  # a namespace of its own, so no earlier run's entries are seen
             layers.append(RedisLayer(p.redis_url, namespace=p.redis_namespace
                                      or f"cfopt-replay-{os.getpid()}-{id(self)}"))
-        dedup = ContentDeduplication() if self.config.dedup else None
+        dedup = semantic = None
+        if self.config.dedup and p.semantic is not None:
+            # The judge's call goes through this run's sender: counted, paid, retried like any.
+            judge = (SimulatedJudge(self.sender, self.truth, accuracy=p.semantic.judge_accuracy,
+                                    seed=p.seed, asynchronous=True)
+                     if self.truth is not None else None)
+            semantic = BoundedSemanticLayer.from_config(p.semantic, judge=judge, seed=p.seed)
+        elif self.config.dedup:
+            dedup = ContentDeduplication()
         slower = TTLPolicy()   # disk and Redis keep their TTLs unless memory's is longer
         ttls = TTLPolicy(memory=c.memory_ttl_s, disk=max(slower.disk, c.memory_ttl_s),
                          redis=max(slower.redis, c.memory_ttl_s), cdn=max(slower.cdn, c.memory_ttl_s))
-        return CacheManager(layers, dedup=dedup, ttls=ttls, catalog=self.catalog, clock=self.clock)
+        return CacheManager(layers, dedup=dedup, semantic=semantic, ttls=ttls, catalog=self.catalog,
+                            clock=self.clock)
 
     def result(self) -> RunResult:
         """Replay every request on the virtual clock; clean the cache layers up afterwards."""
@@ -201,7 +221,10 @@ class _Run:
             if r.t > self.clock.now():
                 await self.clock.asleep(r.t - self.clock.now())
             tasks.append(asyncio.ensure_future(self._serve(i, r)))
-        return list(await asyncio.gather(*tasks))
+        outcomes = list(await asyncio.gather(*tasks))
+        if self.cache is not None:
+            await self.cache.settle()   # verifications still running are paid for too
+        return outcomes
 
     # -- one request ---------------------------------------------------------------------------
     async def _serve(self, i: int, r: Request) -> Outcome:
@@ -232,7 +255,7 @@ class _Run:
         handle_s = lookup_s + NETWORK_RTT_S + (0.0 if c.pooling else self.pool.handshake_s)
         try:
             cheapest = (self._route(_routing_view(r)),) if self.enforce else ()
-            result, shared = await self._flight(call, path, r.user, cheapest)
+            result, shared = await self._flight(call, path, r.user, cheapest, scope)
         except CfoptError as e:
             waited = self.clock.now() - arrive
             self.bus.publish(Event(self.clock.now(), "error", "request_failed",
@@ -260,7 +283,7 @@ class _Run:
                                     result.stop_reason == "max_tokens", 0 if shared else saved))
 
     async def _flight(self, call: Call, path: str, user: str | None = None,
-                      fallbacks: tuple[str, ...] = ()) -> tuple[Result, bool]:
+                      fallbacks: tuple[str, ...] = (), scope: dict | None = None) -> tuple[Result, bool]:
         """Send ``call``, or share an identical call in flight (``coalescing``)."""
         async def send() -> Result:
             if self.enforce:  # hold the worst case over all retries; a failure frees it
@@ -269,7 +292,9 @@ class _Run:
             return await self.sender.asend(call)
         if not self.config.coalescing:
             return await send(), False
-        key = cache_key(call, tenant=self.config.tenant, catalog=self.catalog)
+        # With a cache, a near-duplicate's call in flight is shared too (``coalesce_key``).
+        key = (self.cache.coalesce_key(call, **scope) if self.cache is not None and scope else
+               cache_key(call, tenant=self.config.tenant, catalog=self.catalog))
         # Deferred work may wait for an interactive answer; an interactive request must not
         # wait for a batch job that may take an hour.
         if path != "interactive" and self.interactive.in_flight(key):
@@ -284,7 +309,8 @@ class _Run:
         exact = sum(LOOKUP_S.get(n, 0.001) for n in names)
         if source is not None and not source.startswith("semantic:"):
             return sum(LOOKUP_S.get(n, 0.001) for n in names[:names.index(source) + 1])
-        cost = exact + (SEMANTIC_LOOKUP_S if self.cache.dedup is not None else 0.0)
+        near = self.cache.dedup is not None or self.cache.semantic is not None
+        cost = exact + (SEMANTIC_LOOKUP_S if near else 0.0)
         if source is not None:  # then the matched entry is read from its layer
             cost += LOOKUP_S.get(source.split(":", 1)[1], 0.001)
         return cost
@@ -308,6 +334,25 @@ class _Run:
         if self.progress is not None:
             self.progress(self.done, len(self.requests))
         return o
+
+
+def _truth(requests: Sequence[Request], compress: Callable) -> Callable[[str, str], bool] | None:
+    """What the simulated judge knows: whether two prompts, as the cache sees them (compressed
+    or not), ask for the same thing. Read from ``intent`` here, by the simulation, never by a
+    stage; built on the judge's first question, with the run's own compression memo."""
+    if not any(r.intent is not None for r in requests):
+        return None
+    intent_of: dict[str, str] = {}
+
+    def same(a: str, b: str) -> bool:
+        if not intent_of:
+            for r in requests:
+                if r.intent is not None:
+                    intent_of.setdefault(r.prompt, r.intent)
+                    if r.type in TEXT_TYPES:
+                        intent_of.setdefault(compress(r.prompt).text, r.intent)
+        return intent_of.get(a) is not None and intent_of.get(a) == intent_of.get(b)
+    return same
 
 
 def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, *, seed: int = 0,

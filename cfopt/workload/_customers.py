@@ -32,10 +32,10 @@ __all__ = ["Customer", "make_customers", "restyle", "phrase", "APP_SHARE", "LOWE
 APP_SHARE = 0.4       # customers who send the canonical prompt from the UI
 LOWER_SHARE = 0.25    # of the others: who type in lower case
 NOISE_SHARE = 0.08    # of requests typed by hand: a stray double or trailing space
-REORDER_SHARE = 0.3   # of the others: who put the parts of a request in another order
-REWORD_SHARE = 0.3    # of the others: who use their own words for the template's
-CARELESS_SHARE = 0.3  # of the others: who make typos ...
-TYPO_RATE = 0.15      # ... in this share of their requests (one slip each)
+REORDER_SHARE = 0.25  # of the others: who put the parts of a request in another order
+REWORD_SHARE = 0.25   # of the others: who use their own words for the template's
+CARELESS_SHARE = 0.25  # of the others: who make typos ...
+TYPO_RATE = 0.12      # ... in this share of their requests (one slip each)
 _ENDINGS = (("keep", 0.6), ("drop", 0.3), ("!", 0.05), ("..", 0.05))
 
 
@@ -86,13 +86,18 @@ def make_customers(seed: int, count: int) -> list[Customer]:
     return customers
 
 
-def phrase(task: Task, slots: dict[str, str], customer: Customer, rng: random.Random) -> str:
+def phrase(task: Task, slots: dict[str, str], customer: Customer, rng: random.Random, *,
+           form: bool = False) -> str:
     """Return the request for ``task`` with these slot texts as ``customer`` words it.
 
     The order and words of the template are the customer's; slot texts are kept, except for a
-    typo (never in a quoted text, which comes after the colon).
+    typo (never in a quoted text, which comes after the colon). ``form``: the request comes
+    from one of ContentFlow's forms (critical copy: legal notices, patient information, press
+    releases), so its words are the template's; only courtesy, case and punctuation vary.
     """
     template = task.template
+    if form:
+        return template.format(**slots)
     if customer.reorder is not None and task.name in REORDERINGS:
         variants = REORDERINGS[task.name]
         template = variants[customer.reorder % len(variants)]

@@ -247,7 +247,8 @@ class _Generator:
         task = intent.task
         quotes = any(s in DOC_SLOTS for s in task.slots)
         prompt = intent.prompt if user.app else phrase(
-            task, {k: v[0] for k, v in intent.slots.items()}, user, self.rng)
+            task, {k: v[0] for k, v in intent.slots.items()}, user, self.rng,
+            form=intent.quality == "critical")
         return restyle(prompt, user, self.rng, quotes=quotes,
                        polite=task.type in ("text", "analysis"))
 
