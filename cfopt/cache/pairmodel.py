@@ -8,10 +8,11 @@ it is a true match, and per probability band a posterior that judge verdicts kee
   topic word, a template slot, a swap) become features the model weighs.
 - ``PairModel``: logistic regression over those features, fitted on labelled pairs (numpy,
   Newton steps with a small ridge).
-- ``Band``: the probability that a candidate in one band of the model's score is a true match,
-  as a posterior on a grid: a Beta prior from labelled calibration pairs, then judge verdicts,
-  each right with probability ``accuracy`` (so a verdict is weak evidence, and the posterior
-  says so). ``lower``/``upper`` are its one-sided credible bounds.
+- ``Band``: the probability that a candidate in one band of the model's score (or in several
+  bands together: ``Band.union``) is a true match, as a posterior on a grid: a Beta prior from
+  labelled calibration pairs, then judge verdicts, each right with probability ``accuracy`` (so
+  a verdict is weak evidence, and the posterior says so). ``lower``/``upper`` are its one-sided
+  credible bounds.
 - ``SemanticState``: a model and its bands, saved as JSON (``cfopt/data/semantic_state.json``
   is learned on generated traffic by ``cfopt.cache.calibrate``).
 
@@ -42,10 +43,11 @@ __all__ = ["FEATURES", "HARD_GUARDS", "SOFT_GUARDS", "pair_features", "PairModel
 HARD_GUARDS = frozenset({"numbers", "negation", "quoted", "names", "opposite", "function",
                          "question", "scope", "roles"})
 FEATURES = ("bias", "score", "best_cover", "unmatched", "swapped", "typos", "reworded",
-            "same_words", "same_order", "short", "topic", "slots", "swap", "length")
-# Bands of the model's probability: finer near 1, where the decisions are; wide enough that
-# a few hundred labelled pairs fill the top one (a bound of 99% needs about 300 with no miss).
-BAND_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
+            "same_words", "same_order", "short", "topic", "slots", "swap", "length", "bigrams",
+            "length_gap", "names_shared", "names_differ")
+# Bands of the model's probability, finer near 1 where the decisions are. A decision reads a
+# band together with all above it (``Band.union``), so thin bands do not starve the bound.
+BAND_EDGES = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
 DEFAULT_STATE_PATH = Path(__file__).resolve().parents[1] / "data" / "semantic_state.json"
 _GRID = np.linspace(0.0, 1.0, 4001)[1:-1]   # q in (0, 1): where a band's posterior lives
 
@@ -64,12 +66,19 @@ def pair_features(a: Features, b: Features) -> list[float] | None:
     score = min(shared / na, shared / nb)
     reworded = len({w for w in set(fa.tokens) ^ set(fb.tokens)
                     if term(w) is not None and term(w) in fa.terms & fb.terms})
+    sa, sb = fa.sequence, fb.sequence
+    pairs_a, pairs_b = set(zip(sa, sa[1:])), set(zip(sb, sb[1:]))
+    la, lb = len(fa.tokens), len(fb.tokens)
+    names = fa.names | fb.names
     return [1.0, score, max(shared / na, shared / nb), math.log1p(only_a + only_b),
             math.log1p(min(only_a, only_b)), float(typos), float(reworded),
-            float(fa.tokens == fb.tokens), float(fa.sequence == fb.sequence),
-            float(min(na, nb) < SHORT_TERMS and bag(fa.sequence) != bag(fb.sequence)),
-            float(topic_changed(fa, fb)), float(slots_swapped(fa.sequence, fb.sequence)),
-            float(bool(only_a and only_b)), math.log(na + nb)]
+            float(fa.tokens == fb.tokens), float(sa == sb),
+            float(min(na, nb) < SHORT_TERMS and bag(sa) != bag(sb)),
+            float(topic_changed(fa, fb)), float(slots_swapped(sa, sb)),
+            float(bool(only_a and only_b)), math.log(na + nb),
+            len(pairs_a & pairs_b) / max(1, min(len(pairs_a), len(pairs_b))),   # phrases kept
+            abs(la - lb) / max(la, lb, 1),
+            len(fa.names & fb.names) / max(1, len(names)), float(bool(fa.names ^ fb.names))]
 
 
 @dataclass
@@ -167,6 +176,14 @@ class Band:
             self._cache[key] = float(_GRID[min(i, len(_GRID) - 1)])
         return self._cache[key]
 
+    @classmethod
+    def union(cls, bands: Sequence["Band"]) -> "Band":
+        """The posterior for candidates of all ``bands`` together: their counts added up."""
+        out = cls(sum(b.correct for b in bands), sum(b.wrong for b in bands),
+                  sum(b.said_same for b in bands), sum(b.said_different for b in bands))
+        out.accuracy = bands[0].accuracy if bands else out.accuracy
+        return out
+
     def mean(self) -> float:
         """The posterior mean: the expected share of true matches in the band."""
         cdf = self._cdf()
@@ -189,15 +206,16 @@ class SemanticState:
     @classmethod
     def learn(cls, xs: Sequence[Sequence[float] | None], labels: Sequence[bool], *,
               source: str = "") -> "SemanticState":
-        """Fit the model on every other pair and count the bands on the rest (no pair twice)."""
-        fit_x, fit_y = list(xs[0::2]), list(labels[0::2])
-        cal_x, cal_y = list(xs[1::2]), list(labels[1::2])
-        model = PairModel.fit(fit_x, fit_y)
+        """Fit the model on all pairs; count the bands on out-of-fold scores (two folds: each
+        half scored by a model fitted on the other half), so no pair grades its own fit."""
+        xs, labels = list(xs), list(labels)
         counts = [[0, 0] for _ in range(len(BAND_EDGES) - 1)]
-        for x, y in zip(cal_x, cal_y):
-            if x is not None:
-                counts[band_of(model.probability(x))][0 if y else 1] += 1
-        return cls(model, [(c, w) for c, w in counts], source)
+        for fold in (0, 1):
+            fit = PairModel.fit(xs[1 - fold::2], labels[1 - fold::2])
+            for x, y in zip(xs[fold::2], labels[fold::2]):
+                if x is not None:
+                    counts[band_of(fit.probability(x))][0 if y else 1] += 1
+        return cls(PairModel.fit(xs, labels), [(c, w) for c, w in counts], source)
 
     def save(self, path: str | Path) -> None:
         data = {"source": self.source, "features": list(FEATURES), "band_edges": list(BAND_EDGES),

@@ -16,12 +16,11 @@ false stays under ``delta`` (the user's maximum false-hit rate, default 1%). The
 
 ``decide(prompt, scope)`` returns a ``Decision``: ``hit`` (serve the entry's answer), ``explore``
 (a miss: call the provider, then pay the judge to compare the fresh answer with the cached
-one, and learn from the verdict), or ``miss``. ``delta`` is spent like a budget: each hit
-spends its chance of being wrong (one minus its lower bound); a certified hit spends less than
-``delta`` and the rest pays for a candidate a little under the bound, so the expected share of
-false hits stays under ``delta``. An ``audit`` share of hits is served *and* verified in the
-background (a fresh call and a judge call, paid, not waited for), so evidence keeps flowing
-where the layer already serves. Based on Schroeder et al., "vCache: Verified Semantic Prompt
+one, and learn from the verdict), or ``miss``. The layer serves every band from the lowest one
+whose candidates, together with all above, are true matches with probability at least
+``1 - delta`` at the set confidence: the share of false hits among all it serves stays under
+``delta``. An ``audit`` share of hits is served *and* verified in the background (a fresh call
+and a judge call, paid, not waited for), so evidence keeps flowing where the layer serves. Based on Schroeder et al., "vCache: Verified Semantic Prompt
 Caching" (arXiv:2502.03771, ICLR 2026), with two changes said plainly: the per-entry sigmoid is
 replaced by banded posteriors shared by all entries (one hour of traffic gives an entry a handful
 of verdicts, vCache's fit needs six before it serves anything), and verdicts are treated as noisy.
@@ -120,8 +119,8 @@ class BoundedSemanticLayer:
         self._entries: dict[int, _Entry] = {}
         self._scored: dict[tuple[str, str], tuple[float, int]] = {}
         self._rng = random.Random(f"cfopt-semantic:{seed}")
-        self._slack = 0.0    # error budget left: delta per hit served, minus what hits spent
-        self._spent = 0.0    # expected false hits so far (one minus each hit's bound)
+        self._spent = 0.0    # expected false hits so far: per hit, one minus its band's mean
+        self._unions: dict = {}   # band -> Band.union of it and above; ("bound", band) -> bound
         self._counts = dict.fromkeys(("lookups", "hits", "explored", "audits", "vetoed",
                                       "below_bound", "verdicts_same", "verdicts_different"), 0)
 
@@ -188,7 +187,7 @@ class BoundedSemanticLayer:
         probability, band = scored
         if band < 0:
             return 0.0, -1, 0.0
-        bound = self.bands[band].lower(self.config.confidence)
+        bound = self._bound(band)
         if own:
             bound *= self._entry_trust(candidate.entry, band)
         return probability, band, bound
@@ -217,29 +216,42 @@ class BoundedSemanticLayer:
         if best is None:
             self._counts["vetoed"] += 1
             return Decision("miss")
-        # The bound is a budget: every hit may spend delta of expected error, and spends one
-        # minus its lower bound. Certified hits (bound >= 1 - delta) leave some unspent; a
-        # candidate below the bound is served only while the unspent part covers it.
-        spend = 1.0 - best.bound
-        if spend <= delta or spend - delta <= self._slack:
-            self._slack += delta - spend
-            self._spent += spend
+        if best.bound >= 1.0 - delta:
+            self._spent += 1.0 - self.bands[best.band].mean()
             self._counts["hits"] += 1
             audit = self.judge is not None and self._rng.random() < self.config.audit
             self._counts["audits"] += audit
             return Decision("hit", best.candidate, best.probability, best.band, best.bound, audit)
-        if self.judge is not None and self.bands[best.band].upper(self.config.confidence) >= 1.0 - delta:
+        if self.judge is not None and self._from(best.band).upper(self.config.confidence) >= 1.0 - delta:
             self._counts["explored"] += 1
             return Decision("explore", best.candidate, best.probability, best.band, best.bound)
         self._counts["below_bound"] += 1
         return best
 
+    def _from(self, band: int) -> Band:
+        """The posterior of serving ``band`` and every band above it together."""
+        union = self._unions.get(band)
+        if union is None:
+            union = self._unions[band] = Band.union(self.bands[band:])
+        return union
+
+    def _bound(self, band: int) -> float:
+        """The best lower bound a candidate of ``band`` can stand under: serving from some band at
+        or below it to the top (a thin top band alone proves little; with the bands under it,
+        more)."""
+        key = ("bound", band)
+        if key not in self._unions:
+            c = self.config.confidence
+            self._unions[key] = max(self._from(b).lower(c) for b in range(band + 1))  # type: ignore[index]
+        return self._unions[key]  # type: ignore[index]
+
     # -- learning ----------------------------------------------------------------------------------
     def observe(self, decision: Decision, same: bool) -> None:
-        """Learn from one verdict on an explored decision."""
+        """Learn from one verdict on an explored or audited decision."""
         if decision.candidate is None or decision.band < 0:
             return
         self.bands[decision.band].observe(same, accuracy=self.config.judge_accuracy)
+        self._unions.clear()
         entry = self._entries.setdefault(decision.candidate.entry, _Entry())
         entry.verdicts.append((decision.band, same))
         del entry.verdicts[:-_ENTRY_VERDICTS]
