@@ -1,9 +1,12 @@
-"""Measure de-duplication: precision and recall on MRPC and on a workload's intent labels.
+"""Measure de-duplication: precision and recall on labelled pairs and on a workload's intents.
 
-MRPC (the Microsoft Research Paraphrase Corpus) is read where it lies (``CFOPT_MRPC_DIR`` or
-``../shared/data/mrpc`` next to the repository), for evaluation only; where it is absent,
-``load_mrpc`` raises ``FileNotFoundError`` and callers skip. Thresholds are chosen on the train
-split and reported on the test split, never tuned on test.
+Labelled pairs come from two places. MRPC (the Microsoft Research Paraphrase Corpus) is read
+where it lies (``CFOPT_MRPC_DIR`` or ``../shared/data/mrpc`` next to the repository), for
+evaluation only; where it is absent, ``load_mrpc`` raises ``FileNotFoundError`` and callers
+skip. The project's own pairs (``load_pairs``: captions, headlines, forum questions, requests
+and news, near misses on purpose, ``tests/data/pairs.tsv``) are split in two fixed halves
+(``halves``). Thresholds and states are chosen on train splits and halves and reported on the
+others, never tuned on what they are reported on.
 
 >>> pr = precision_recall([0.9, 0.8, 0.3, 0.95], [True, False, True, True], threshold=0.85)
 >>> round(pr.precision, 2), round(pr.recall, 2)
@@ -13,6 +16,7 @@ split and reported on the test split, never tuned on test.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +25,9 @@ from typing import Any, Callable, Iterable, Sequence
 from .keys import make_key
 from .normalize import normalize_prompt
 
-__all__ = ["Pair", "PR", "WorkloadDedup", "mrpc_dir", "load_mrpc", "precision_recall",
-           "choose_threshold", "pr_curve", "evaluate_workload", "MIN_PRECISION"]
+__all__ = ["Pair", "PR", "WorkloadDedup", "mrpc_dir", "load_mrpc", "load_pairs", "halves",
+           "precision_recall", "precision_lower_bound", "choose_threshold", "recall_at_precision",
+           "pr_curve", "evaluate_workload", "MIN_PRECISION"]
 
 MIN_PRECISION = 0.95  # the operating point: at most 1 wrong answer in 20 semantic hits on train
 
@@ -32,6 +37,7 @@ class Pair:
     a: str
     b: str
     paraphrase: bool
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,43 @@ def load_mrpc(split: str, root: str | os.PathLike | None = None) -> list[Pair]:
     return pairs
 
 
+def load_pairs(path: str | os.PathLike) -> list[Pair]:
+    """Read labelled pairs: ``label<TAB>kind<TAB>a<TAB>b`` a line (label 1 or 0), ``#`` comments.
+
+    A malformed line raises ``ValueError`` naming ``file:line``; nothing partial is returned.
+    """
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 4 or parts[0] not in ("0", "1") or not parts[2] or not parts[3]:
+                raise ValueError(f"{path}:{number}: expected label (0 or 1), kind, a, b "
+                                 f"separated by tabs, got {line.rstrip()!r}")
+            pairs.append(Pair(parts[2], parts[3], parts[0] == "1", parts[1]))
+    return pairs
+
+
+def halves(pairs: Sequence[Pair]) -> tuple[list[Pair], list[Pair]]:
+    """Split pairs in two fixed halves by a hash of their text: (train, held out)."""
+    out: tuple[list[Pair], list[Pair]] = ([], [])
+    for p in pairs:
+        out[int(hashlib.sha1(f"{p.a}\t{p.b}".encode()).hexdigest(), 16) % 2].append(p)
+    return out
+
+
+def precision_lower_bound(true_pos: int, false_pos: int, confidence: float = 0.95) -> float:
+    """The precision that ``true_pos`` right and ``false_pos`` wrong hits exceed with
+    ``confidence`` (one-sided, Beta posterior from a uniform prior)."""
+    import numpy as np
+    q = np.linspace(0.0, 1.0, 20001)[1:-1]
+    log = true_pos * np.log(q) + false_pos * np.log1p(-q)
+    cdf = np.cumsum(np.exp(log - log.max()))
+    cdf /= cdf[-1]
+    return float(q[min(int(np.searchsorted(cdf, 1.0 - confidence)), len(q) - 1)])
+
+
 def precision_recall(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> PR:
     """Return precision and recall of "score >= threshold" against ``labels``."""
     tp = sum(1 for s, l in zip(scores, labels) if s >= threshold and l)
@@ -81,23 +124,42 @@ def pr_curve(scores: Sequence[float], labels: Sequence[bool],
     return [precision_recall(scores, labels, t) for t in thresholds]
 
 
-def choose_threshold(scores: Sequence[float], labels: Sequence[bool], *,
-                     min_precision: float = MIN_PRECISION) -> float:
-    """Return the threshold with the highest recall whose precision reaches ``min_precision``."""
+def _sweep(scores: Sequence[float], labels: Sequence[bool]) -> Iterable[tuple[float, int, int]]:
+    """Yield (threshold, true positives, false positives) from the highest score down."""
     ranked = sorted(zip(scores, labels), key=lambda x: -x[0])
-    positives = sum(1 for l in labels if l)
-    best_t, best_recall, tp, fp = 1.0 + 1e-9, -1.0, 0, 0
-    i = 0
+    tp = fp = i = 0
     while i < len(ranked):
         t = ranked[i][0]
         while i < len(ranked) and ranked[i][0] == t:  # ties pass or fail together
             tp += ranked[i][1]
             fp += not ranked[i][1]
             i += 1
+        yield t, tp, fp
+
+
+def choose_threshold(scores: Sequence[float], labels: Sequence[bool], *,
+                     min_precision: float = MIN_PRECISION, confidence: float | None = None) -> float:
+    """Return the threshold with the highest recall whose precision reaches ``min_precision``.
+
+    With ``confidence``, the precision's lower bound (``precision_lower_bound``) must reach it:
+    a threshold that is right on train by luck does not pass.
+    """
+    positives = sum(1 for l in labels if l)
+    best_t, best_recall = 1.0 + 1e-9, -1.0
+    for t, tp, fp in _sweep(scores, labels):
+        precision = (tp / (tp + fp) if confidence is None
+                     else precision_lower_bound(tp, fp, confidence))
         recall = tp / positives if positives else 0.0
-        if tp / (tp + fp) >= min_precision and recall > best_recall:
+        if precision >= min_precision and recall > best_recall:
             best_t, best_recall = t, recall
     return best_t
+
+
+def recall_at_precision(scores: Sequence[float], labels: Sequence[bool], precision: float) -> float:
+    """Return the highest recall any threshold reaches with precision at least ``precision``."""
+    positives = sum(1 for l in labels if l)
+    return max((tp / positives for _, tp, fp in _sweep(scores, labels)
+                if positives and tp + fp and tp / (tp + fp) >= precision - 1e-12), default=0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ any one of them vetoes a match. ``veto(a, b)`` returns the first that applies, o
 numbers     another number ("500 words" / "800 words")
 negation    a negation on one side only ("do not mention the budget")
 quoted      another quoted text after a colon (a review, a snippet to translate)
-short       in a request of fewer than ``short_terms`` content words, any word changed or repeated
+repeat      the same words, one of them repeated ("close-up close-up")
+short       in a request of fewer than ``short_terms`` content words, any word changed
 names       a name or a date swapped for another ("LinkedIn" / "Facebook", "May" / "September")
 topic       a word of what the request is "about" swapped ("about running" / "about pruning")
 opposite    a word on one side whose opposite is on the other ("on" / "off", "man" / "woman")
@@ -43,7 +44,7 @@ SHORT_TERMS = 6  # below this many content words, a request must keep all of the
 # Up to this many content words, a word on each side that the other lacks is a swap: the
 # template's slot filled differently, or a synonym no list knows; either way, not served.
 SWAP_TERMS = 12
-GUARDS = ("numbers", "negation", "quoted", "short", "names", "topic", "opposite", "function",
+GUARDS = ("numbers", "negation", "quoted", "repeat", "short", "names", "topic", "opposite", "function",
           "question", "scope", "roles", "slots", "swap")
 
 
@@ -162,10 +163,13 @@ def veto(a: Features, b: Features, *, short_terms: int = SHORT_TERMS,
     sa, sb = a.signature, b.signature
     if sa != sb:
         return "numbers" if sa[0] != sb[0] else "negation" if sa[1] != sb[1] else "quoted"
+    if a.terms == b.terms and bag(a.sequence) != bag(b.sequence):
+        # The same words, one repeated: "coffee beans close-up close-up" may be a slip or an
+        # emphasis; no guess.
+        return "repeat"
     short = min(len(a.terms), len(b.terms)) < short_terms
     if short and "short" not in skip and bag(a.sequence) != bag(b.sequence):
-        # In a short request every content word is the request, and so is how often it comes:
-        # "coffee beans close-up close-up" may be a slip or an emphasis; no guess.
+        # In a short request every content word is the request.
         return "short"
     if (_swapped(a.names, b.names, a.forms, b.forms)
             or _swapped(a.dates, b.dates, frozenset(a.tokens), frozenset(b.tokens))):

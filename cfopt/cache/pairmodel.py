@@ -1,11 +1,12 @@
 """What the bounded layer knows about a candidate pair: its features, a calibrated probability that
 it is a true match, and per probability band a posterior that judge verdicts keep updating.
 
-- ``pair_features(a, b)``: the comparison of two prompts (``cfopt.cache.dedup.compare_features``)
-  as numbers, or None when a *hard* guard vetoes the pair (a number, a negation, a quoted text,
-  a name, an opposite, a pronoun, a question, a moved negation, swapped roles: meaning changes
-  no amount of evidence makes safe). The *soft* guards (a short request that changed a word, a
-  topic word, a template slot, a swap) become features the model weighs.
+- ``pair_features(a, b)``: what differs between two prompts, as numbers, or None when a *hard*
+  guard vetoes the pair (a number, a negation, a quoted text, a repeated word, a name, an
+  opposite, a pronoun, a question, a moved negation, swapped roles, and in a request of up to
+  ``SWAP_TERMS`` content words a template slot filled differently: meaning changes no amount of
+  evidence makes safe). The *soft* guards (a short request that changed a word, a topic word, a
+  word swapped, a slot in a longer text) become features the model weighs.
 - ``PairModel``: logistic regression over those features, fitted on labelled pairs (numpy,
   Newton steps with a small ridge).
 - ``Band``: the probability that a candidate in one band of the model's score (or in several
@@ -33,15 +34,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .guards import SHORT_TERMS, aligned, bag, slots_swapped, topic_changed, veto
+from .guards import SHORT_TERMS, SWAP_TERMS, aligned, bag, slots_swapped, topic_changed, veto
 from .text import Features, term
 
 __all__ = ["FEATURES", "HARD_GUARDS", "SOFT_GUARDS", "pair_features", "PairModel", "Band", "SemanticState",
            "BAND_EDGES", "DEFAULT_STATE_PATH"]
 
 # Guards whose veto no evidence overrides: each marks a change of meaning, not a rewording.
-HARD_GUARDS = frozenset({"numbers", "negation", "quoted", "names", "opposite", "function",
-                         "question", "scope", "roles"})
+HARD_GUARDS = frozenset({"numbers", "negation", "quoted", "repeat", "names", "opposite",
+                         "function", "question", "scope", "roles"})
 FEATURES = ("bias", "score", "best_cover", "unmatched", "swapped", "typos", "reworded",
             "same_words", "same_order", "short", "topic", "slots", "swap", "length", "bigrams",
             "length_gap", "names_shared", "names_differ")
@@ -62,6 +63,9 @@ def pair_features(a: Features, b: Features) -> list[float] | None:
     shared = len(fa.terms & fb.terms)
     if not shared or veto(fa, fb, skip=SOFT_GUARDS) is not None:
         return None
+    slots = slots_swapped(fa.sequence, fb.sequence)
+    if slots and max(na, nb) <= SWAP_TERMS:   # a template filled differently: a look-alike
+        return None
     only_a, only_b = na - shared, nb - shared
     score = min(shared / na, shared / nb)
     reworded = len({w for w in set(fa.tokens) ^ set(fb.tokens)
@@ -74,7 +78,7 @@ def pair_features(a: Features, b: Features) -> list[float] | None:
             math.log1p(min(only_a, only_b)), float(typos), float(reworded),
             float(fa.tokens == fb.tokens), float(sa == sb),
             float(min(na, nb) < SHORT_TERMS and bag(sa) != bag(sb)),
-            float(topic_changed(fa, fb)), float(slots_swapped(sa, sb)),
+            float(topic_changed(fa, fb)), float(slots),
             float(bool(only_a and only_b)), math.log(na + nb),
             len(pairs_a & pairs_b) / max(1, min(len(pairs_a), len(pairs_b))),   # phrases kept
             abs(la - lb) / max(la, lb, 1),

@@ -29,7 +29,7 @@ from typing import Iterable, NamedTuple
 
 __all__ = ["words", "stem", "term", "content_stems", "content_sequence", "numbers", "polarity",
            "split_payload", "dates", "names", "name_key", "topic_words", "Features", "features",
-           "is_word", "within_one_slip", "typo_aliases", "Shape", "shape", "STOPWORDS", "NEGATIONS", "OPPOSITES",
+           "is_word", "within_one_slip", "slip_targets", "typo_aliases", "Shape", "shape", "STOPWORDS", "NEGATIONS", "OPPOSITES",
            "DATE_WORDS", "SYNONYMS", "PHRASE_SYNONYMS", "FUNCTION_CLASSES", "QUESTION_WORDS", "PAYLOAD_WORDS", "ANCHORS",
            "TOPIC_WORDS", "PREFIX", "TYPO_MIN"]
 
@@ -358,12 +358,31 @@ def features(text: str) -> Features:
                     frozenset(w for w in tokens if not is_word(w)))
 
 
+_GROUPS: dict[str, tuple[str, ...]] = {}
+for _w, _head in SYNONYMS.items():
+    _GROUPS.setdefault(_head, ())
+    _GROUPS[_head] += (_w,)
+
+
+@lru_cache(maxsize=1 << 16)
+def slip_targets(word: str) -> tuple[str, ...]:
+    """The forms a slip of ``word`` may have been aiming at: the word, its "-s", "-ing" and
+    "-ed" forms, and its synonyms ("directipns" is a slip of "directions", which means
+    "instructions")."""
+    stemmed = word[:-1] if word.endswith("e") else word
+    forms = {word, word + "s", stemmed + "ing", stemmed + "ed"}
+    if word.endswith("ing"):
+        forms.add(word[:-3])
+    forms.update(_GROUPS.get(SYNONYMS.get(word, ""), ()))
+    return tuple(f for f in forms if len(f) >= TYPO_MIN)
+
+
 def typo_aliases(a: Features, b: Features) -> dict[str, str]:
     """Return the words of either side that stand for a word of the other, one slip away.
 
     A word is read as a slip only when no dictionary knows it and exactly one word of the
-    other side, absent from its own side, lies one slip away (known to the dictionary or not:
-    "emoijs" is a slip of "emojis").
+    other side, absent from its own side, lies one slip away from it or from one of its
+    ``slip_targets`` (known to the dictionary or not: "emoijs" is a slip of "emojis").
     """
     out: dict[str, str] = {}
     for x, y in ((a, b), (b, a)):
@@ -373,7 +392,8 @@ def typo_aliases(a: Features, b: Features) -> dict[str, str]:
         for w in sorted(x.unknown):
             if w in out.values():   # already the word another slip stands for
                 continue
-            near = [v for v in other if within_one_slip(w, v) and v not in own and v not in out]
+            near = [v for v in other if v not in own and v not in out
+                    and any(within_one_slip(w, f) for f in slip_targets(v))]
             if len(near) == 1:
                 out[w] = near[0]
     return out

@@ -83,7 +83,7 @@ HABIT_NEW = 1.2            # Chinese-restaurant concentration: higher, fewer rep
 SESSION_SHARE = 0.4        # requests from a customer among the last six active
 FAVOURITE_SHARE = 0.8      # new habits from one of the customer's three favourite tasks
 DOC_POOL = 25              # documents per domain and kind that customers share and repeat
-LOOKALIKE_SHARE = 0.08     # repeats of a habit that change one slot: a look-alike, not a repeat
+LOOKALIKE_SHARE = 0.06     # repeats of a habit that change one slot: a look-alike, not a repeat
 # Also assumed: an app asking for N words sets max_tokens to N x tokens per word x this, so that
 # a long answer is not cut short (a 500-word post gets 1,100 tokens, not 670).
 CAP_HEADROOM = 1.5
