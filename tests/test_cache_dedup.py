@@ -1,5 +1,6 @@
 """De-duplication: look-alikes never match, paraphrases do, scopes hold, the index agrees with
-a full comparison, and the measured precision on MRPC and on the workload meets the bar."""
+a full comparison, and precision holds on pairs the detector was not tuned on: MRPC's test
+split, the held-out half of the project's own labelled pairs, and generated workloads."""
 from __future__ import annotations
 
 import random
@@ -8,8 +9,9 @@ import pytest
 
 from cfopt.cache import CacheManager, MemoryLayer
 from cfopt.cache.dedup import ContentDeduplication, ExerciseDeduplication
-from cfopt.cache.evaluate import (choose_threshold, evaluate_workload, load_mrpc, mrpc_dir,
-                                  precision_recall)
+from cfopt.cache.dedup import DEFAULT_THRESHOLD
+from cfopt.cache.evaluate import (choose_threshold, evaluate_workload, halves, load_mrpc,
+                                  load_pairs, mrpc_dir, precision_recall, recall_at_precision)
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from cfopt.providers.base import Call
@@ -57,6 +59,22 @@ LOOK_ALIKES = [
      "buy. The results surprised us: small changes added up quickly."),
     # a repeated word in a short request
     ("coffee beans close-up", "coffee beans close-up close-up"),
+    # the meaning changes a score over words cannot see (issue 16)
+    ("Do not tell him to sign the lease", "Tell him not to sign the lease"),
+    ("I did not say that she was late", "I said that she was not late"),
+    ("Is the dog barking?", "The dog is barking."),
+    ("A man is chasing a dog.", "A dog is chasing a man."),
+    ("Convert 5 miles to kilometres.", "Convert 5 kilometres to miles."),
+    ("They want us to move the meeting.", "We want them to move the meeting."),
+    ("He is opening the door.", "She is opening the door."),
+    ("The cat is sitting on the table.", "The cat is sitting under the table."),
+    # slots swapped in a reordered request, a name typed in lower case
+    ("please write a tiktok caption about dog-friendly hikes, with emojis",
+     "Draft a Facebook caption, with emojis, about dog-friendly hikes"),
+    ("A bold video thumbnail in green tones about growing tomatoes",
+     "a bold video thumbnail about growing tomatoes in orange tones"),
+    ("Hi, could you write a blog post about release notes for retirees in 300 words?",
+     "Would you please write a 300-word blog post about release notes for beginners?"),
 ]
 PARAPHRASES = [
     ("Write blog posts about grooming cats", "write a blog post about grooming the cat"),
@@ -71,6 +89,20 @@ PARAPHRASES = [
      "the box arrived damaged.  Nobody answered my emails"),
     ("Write a short intro paragraph for our May newsletter about cold brew at home.",
      "For our May newsletter, write a short intro paragraph about cold brew at home"),
+    # synonyms, a slip, a name in lower case, courtesy in the middle, a phrase for a word
+    ("Compose step-by-step directions to turn on dark mode in the web dashboard. Thank you.",
+     "Write step-by-step instructions to turn on dark mode in the web dashboard."),
+    ("Create step-by-step directipns to turn on automatic backups in the desktop app. Thanks!",
+     "Write step-by-step instructions to turn on automatic backups in the desktop app."),
+    ("write a linkedin caption about seasonal fruit tarts, with emojis",
+     "Write a LinkedIn caption about seasonal fruit tarts, with emojis."),
+    ("For a page about async meetings, could you write an SEO meta description of at most 155 "
+     "characters?", "Write an SEO meta description of at most 155 characters for a page about "
+     "async meetings."),
+    ("In 3 bullet points, please sum up this article: Costs vary a lot, so compare at least "
+     "three options.", "Summarize this article in 3 bullet points: costs vary a lot, so compare "
+     "at least three options"),
+    ("dog on beeach aerial view", "dog on beach aerial view"),
 ]
 
 
@@ -127,17 +159,14 @@ def test_the_index_finds_what_a_full_comparison_finds():
     prompts = list(dict.fromkeys(r.prompt for r in load("datasets/contentflow_1h.jsonl")))
     rng = random.Random(3)
     rng.shuffle(prompts)
-    stored, queries = prompts[:600], prompts[600:800]
+    stored, queries = prompts[:1500], prompts[1500:1700]
     queries += [s.upper() + "!" for s in stored[:60]] + [s.replace(" a ", " the ") for s in stored[60:160]]
     d = ContentDeduplication(threshold=0.6)  # a low threshold: many candidates to agree on
-    d.fit(stored)
     for i, p in enumerate(stored):
-        d.add(p, f"k{i}")
-    features = [(d._features(s), s) for s in stored]
+        d.add(p, f"k{i}")   # past 1,000 prompts the index re-ranks its terms: both orders count
     agree = missed = 0
     for q in queries:
-        fq = d._features(q)
-        brute = max(d._score(fq, fs) for fs, _ in features)   # compare with every entry
+        brute = max(d.similarity(q, s) for s in stored)   # compare with every entry
         found = d.find(q)
         if found is not None:  # never a match the full comparison rejects
             assert found.score == pytest.approx(d.similarity(q, found.prompt))
@@ -146,6 +175,17 @@ def test_the_index_finds_what_a_full_comparison_finds():
             agree += found is not None
             missed += found is None
     assert agree > 100 and missed <= 0.02 * agree, (agree, missed)
+
+
+def test_the_index_forgets_and_stays_consistent_after_many_discards():
+    d = ContentDeduplication()
+    prompts = [f"write a blog post about topic number {i} for our readers in {i % 7} words"
+               for i in range(3000)]
+    for i, p in enumerate(prompts):
+        d.add(p, f"acme:k{i}" if i % 2 else f"globex:k{i}")
+    assert d.discard_matching("acme:*") == 1500 and len(d) == 1500
+    assert d.find(prompts[1]) is None            # forgotten
+    assert d.find(prompts[2]).key == "globex:k2"  # kept, after the postings were rebuilt
 
 
 def test_critical_and_other_tenants_get_no_semantic_hits():
@@ -167,8 +207,7 @@ def test_critical_and_other_tenants_get_no_semantic_hits():
 
 
 # The shipped files and freshly generated workloads of other seeds and sizes, so a detector
-# tuned to one file fails here (the detector before its name, date, topic and quoted-text guards
-# had 0.84% and 0.65% false hits on the two generated ones).
+# tuned to one file fails here.
 WORKLOADS = {"contentflow_1h": lambda: load("datasets/contentflow_1h.jsonl"),
              "tiny": lambda: load("datasets/tiny.jsonl"),
              "generated_seed99_5000": lambda: generate(5000, seed=99),
@@ -180,8 +219,34 @@ def test_workload_false_hits_stay_under_half_a_percent(name):
     requests = WORKLOADS[name]()
     precise = evaluate_workload(requests, ContentDeduplication())
     assert precise.false_hit_rate < 0.005, precise
+    assert precise.semantic_hits > 0.03 * len(requests)   # and it does find paraphrases
     exercise = evaluate_workload(requests, ExerciseDeduplication())
     assert exercise.false_semantic_hits >= precise.false_semantic_hits
+
+
+OWN_PAIRS = "tests/data/pairs.tsv"
+
+
+def test_the_own_pairs_load_and_a_bad_line_names_its_place(tmp_path):
+    pairs = load_pairs(OWN_PAIRS)
+    assert len(pairs) >= 200 and {p.kind for p in pairs} >= {"caption", "headline", "forum",
+                                                              "request", "news"}
+    train, held_out = halves(pairs)
+    assert abs(len(train) - len(held_out)) < 0.2 * len(pairs)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# comment\n1\tcaption\ta\tb\n2\tcaption\ta\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.tsv:3"):
+        load_pairs(bad)
+
+
+def test_held_out_own_pairs_keep_precision_with_recall_above_the_exercise():
+    _, held_out = halves(load_pairs(OWN_PAIRS))
+    labels = [p.paraphrase for p in held_out]
+    ours = precision_recall([ContentDeduplication().similarity(p.a, p.b) for p in held_out],
+                            labels, DEFAULT_THRESHOLD)
+    exercise = precision_recall([ExerciseDeduplication().similarity(p.a, p.b) for p in held_out],
+                                labels, 0.85)
+    assert ours.precision >= 0.95 and ours.recall > exercise.recall, (ours, exercise)
 
 
 @pytest.fixture(scope="module")
@@ -192,21 +257,23 @@ def mrpc():
         pytest.skip(f"MRPC is not available here ({mrpc_dir()})")
 
 
-def _measure(detector, train, test):
-    st = [detector.similarity(p.a, p.b) for p in train]
-    threshold = choose_threshold(st, [p.paraphrase for p in train])  # chosen on train only
-    se = [detector.similarity(p.a, p.b) for p in test]
-    return precision_recall(se, [p.paraphrase for p in test], threshold)
+def test_the_default_threshold_is_the_documented_rule_on_train_data(mrpc):
+    """Highest recall whose precision's lower 95% bound reaches 0.95, on MRPC train and the
+    train half of the own pairs; the test data never sees the choice."""
+    train, _ = mrpc
+    own_train, _ = halves(load_pairs(OWN_PAIRS))
+    d = ContentDeduplication()
+    pairs = train + own_train
+    chosen = choose_threshold([d.similarity(p.a, p.b) for p in pairs], [p.paraphrase for p in pairs],
+                              min_precision=0.95, confidence=0.95)
+    assert chosen == pytest.approx(DEFAULT_THRESHOLD)
 
 
-def test_mrpc_precise_detector_beats_the_reference_bar(mrpc):
-    train, test = mrpc
-    ex = _measure(ExerciseDeduplication(), train, test)
-    assert ex.precision == pytest.approx(0.92, abs=0.01) and ex.recall == pytest.approx(0.16, abs=0.01)
-    fixed = precision_recall([ExerciseDeduplication().similarity(p.a, p.b) for p in test],
-                             [p.paraphrase for p in test], 0.85)
-    assert fixed.precision == pytest.approx(0.96, abs=0.01) and fixed.recall == pytest.approx(0.08, abs=0.01)
-    precise = ContentDeduplication().fit(s for p in train for s in (p.a, p.b))
-    ours = _measure(precise, train, test)
-    # the bar: TF-IDF char 3-5 grams with a number guard measured 0.93 / 0.20
-    assert ours.precision > 0.93 and ours.recall > 0.20, ours
+def test_mrpc_test_keeps_precision_and_beats_the_exercise(mrpc):
+    _, test = mrpc
+    labels = [p.paraphrase for p in test]
+    ours = precision_recall([ContentDeduplication().similarity(p.a, p.b) for p in test], labels,
+                            DEFAULT_THRESHOLD)
+    assert ours.precision >= 0.95 and ours.recall > 0.10, ours
+    exercise = [ExerciseDeduplication().similarity(p.a, p.b) for p in test]
+    assert ours.recall > recall_at_precision(exercise, labels, ours.precision)

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Hashable, Iterable
+from typing import Any, Hashable, Iterable
 
 from ..errors import ConfigError
 from .exercise_dedup import ExerciseDeduplication
@@ -42,6 +43,9 @@ from .guards import SHORT_TERMS, aligned, bag, veto
 from .records import Match
 from .text import (TYPO_MIN, Features, Shape, features, is_word, shape, slip_targets, term,
                    within_one_slip)
+
+_NEW = -(1 << 40)      # ranks of terms first seen since the last re-ranking: rarer than all
+_UNSEEN = -(1 << 50)   # a query's terms the index has never seen: first of all
 
 __all__ = ["ContentDeduplication", "ExerciseDeduplication", "Match", "Comparison", "Candidate",
            "DEFAULT_THRESHOLD"]
@@ -80,6 +84,21 @@ class Candidate:
     prompt: str
     score: float
     entry: int              # the entry's number in the index (stable while it lives)
+
+
+def _push(table: dict, key: Any, value: Any) -> None:
+    """Add ``value`` under ``key``: alone at first, in a list from the second on."""
+    found = table.get(key)
+    if found is None:
+        table[key] = value
+    elif type(found) is list:
+        found.append(value)
+    else:
+        table[key] = [found, value]
+
+
+def _items(found: Any) -> Iterable:
+    return () if found is None else found if type(found) is list else (found,)
 
 
 @lru_cache(maxsize=1 << 15)
@@ -128,16 +147,24 @@ class ContentDeduplication:
         self.threshold, self.short_terms = float(threshold), short_terms
         self._ids: dict[str, int] = {}          # term -> id, in the order terms were first seen
         self._scopes: dict[Hashable, int] = {}  # scope -> small id
-        # One slot per entry, None once discarded: key, prompt, scope id, signature, terms.
+        # One slot per entry, None once discarded: key, prompt, scope id, signature, terms (as
+        # ids, newest first). Small integers in arrays, one entry's id alone where a dict would
+        # hold a one-item list: the index stays near 1 KB an entry (benchmarks/bench_cache.py).
         self._key: list[str | None] = []
         self._prompt: list[str | None] = []
-        self._scope: list[int] = []
-        self._sig: list[int] = []
+        self._scope = array("l")
+        self._sig = array("q")
         self._terms: list[tuple[int, ...]] = []
-        self._by_key: dict[str, list[int]] = {}
-        self._postings: dict[int, list[int]] = {}   # hash(scope, signature, term) -> entries
-        self._dels: dict[str, list[str]] = {}       # word minus one letter -> words (for slips)
-        self._odd: dict[str, list[str]] = {}        # the same, for words no dictionary knows
+        self._quotes: list[bool] = []
+        self._by_key: dict[str, int | list[int]] = {}
+        # hash(scope, signature, term) -> entries; for a prompt that quotes a text, hash(scope,
+        # signature): only prompts quoting the very same text can match it.
+        self._postings: dict[int, int | list[int]] = {}
+        self._dels: dict[str, str | list[str]] = {}  # word minus one letter -> words (slips)
+        self._odd: dict[str, str | list[str]] = {}   # the same, for words no dictionary knows
+        self._near: dict[str, list[str]] = {}       # a word -> indexed slips of it
+        self._rank: dict[int, int] = {}             # term id -> rank by frequency (rarest 0)
+        self._ranked_at = 1000                      # re-rank when the index doubles from here
         self._words: set[str] = set()
         self._live = self._dead = 0
         self.lookups = self.candidates_scored = 0
@@ -163,83 +190,123 @@ class ContentDeduplication:
         return self.similarity(a, b) >= self.threshold
 
     # -- the index ----------------------------------------------------------------------------
-    def _term_ids(self, f: Shape, add: bool) -> dict[str, int]:
-        ids = self._ids
-        out: dict[str, int] = {}
-        for t in f.terms:
-            i = ids.get(t)
-            if i is None:
-                if not add:
-                    i = -1 - len(out)  # unseen: matches nothing, still counts in the size
-                else:
-                    i = ids[t] = len(ids)
-            out[t] = i
-        return out
+    def _ordered(self, ids: Iterable[int]) -> list[int]:
+        """``ids`` in the index's one fixed order: rarest first.
+
+        A term's rank comes from how many prompts held it when the index last re-ranked (it
+        re-ranks and re-posts everything each time it doubles); a term first seen since then
+        counts as rarer than all ranked ones (newest first), and a query's unseen term (negative)
+        comes first of all. Prompt and query use the same order, so two prompts that share
+        enough terms share a term of their prefixes, however the index grows.
+        """
+        rank = self._rank
+        return sorted(ids, key=lambda i: rank.get(i, _NEW - i) if i >= 0 else _UNSEEN + i)
 
     @staticmethod
-    def _prefix(ids: list[int], floor: float) -> list[int]:
-        """The terms to post or probe: as many as one prompt may fail to share, plus one.
+    def _prefix(ordered: list[int], floor: float) -> list[int]:
+        """The first terms, as many as one prompt may fail to share at ``floor``, plus one."""
+        return ordered[:len(ordered) - math.ceil(floor * len(ordered) - 1e-9) + 1]
 
-        Every prompt ranks its terms in one fixed order (the newest term first: terms first
-        seen late are the rare ones, with short postings; unseen ones before all), so two
-        prompts that share enough terms share one of their prefixes, however the index grows.
-        """
-        ranked = sorted(ids, key=lambda i: -i if i >= 0 else -(1 << 40) + i)
-        return ranked[:len(ids) - math.ceil(floor * len(ids) - 1e-9) + 1]
+    def _post(self, eid: int) -> None:
+        sid, sig, ids = self._scope[eid], self._sig[eid], self._terms[eid]
+        if self._quotes[eid]:   # a quoted text: only prompts quoting the very same text match
+            _push(self._postings, hash((sid, sig)), eid)
+            return
+        for i in self._prefix(self._ordered(ids), self.floor):
+            _push(self._postings, hash((sid, sig, i)), eid)
 
-    def _where(self, scope: int, sig: int, term_id: int) -> int:
-        return hash((scope, sig, term_id))
+    def _rerank(self) -> None:
+        """Rank terms by how many live prompts hold them, and post every prompt again."""
+        df: dict[int, int] = {}
+        for ids, key in zip(self._terms, self._key):
+            if key is not None:
+                for i in ids:
+                    df[i] = df.get(i, 0) + 1
+        self._rank = {i: r for r, i in enumerate(sorted(df, key=lambda i: (df[i], -i)))}
+        self._postings = {}
+        for eid, key in enumerate(self._key):
+            if key is not None:
+                self._post(eid)
+        self._ranked_at = self._live
+        self._dead = 0
 
     def add(self, prompt: str, key: str, scope: Hashable = ()) -> None:
         """Remember that ``prompt``'s answer is cached under ``key``, within ``scope``."""
         if not isinstance(prompt, str) or not isinstance(key, str):
             raise ConfigError("add needs a prompt string and a cache key string")
         f = shape(prompt)
-        ids = list(self._term_ids(f, add=True).values())
-        sid = self._scopes.setdefault(scope, len(self._scopes))
-        sig = hash(f.signature)
+        ids = self._ids
+        terms = []
+        for t in sorted(f.terms):   # ids in a fixed order: the same index in every process
+            i = ids.get(t)
+            if i is None:
+                i = ids[t] = len(ids)
+            terms.append(i)
+        sid = self._scopes.get(scope)
+        if sid is None:
+            sid = self._scopes[scope] = len(self._scopes)
         eid = len(self._key)
         self._key.append(key)
         self._prompt.append(prompt)
         self._scope.append(sid)
-        self._sig.append(sig)
-        self._terms.append(tuple(sorted(ids)))
-        self._by_key.setdefault(key, []).append(eid)
-        for i in self._prefix(ids, self.floor):
-            self._postings.setdefault(self._where(sid, sig, i), []).append(eid)
-        for w in f.tokens:
-            if w not in self._words and len(w) >= TYPO_MIN and w.isalpha():
-                self._words.add(w)
-                # Every word under itself and each form with one letter dropped: two words one
-                # slip apart meet under one of these. Unknown words also go to a small index of
-                # their own, searched for every word of a query.
-                known = is_word(w)
-                targets = slip_targets(w) if known else (w,)
-                for d in {d for f in targets for d in _variants(f)}:
-                    self._dels.setdefault(d, []).append(w)
-                    if not known:
-                        self._odd.setdefault(d, []).append(w)
+        self._sig.append(hash(f.signature))
+        self._quotes.append(bool(f.signature[2]))
+        self._terms.append(tuple(terms))
+        _push(self._by_key, key, eid)
         self._live += 1
+        self._post(eid)
+        new = set(f.tokens) - self._words
+        if new:
+            for w in new:
+                if len(w) >= TYPO_MIN and w.isalpha():
+                    self._learn_word(w)
+        if self._live >= 2 * self._ranked_at:
+            self._rerank()
+
+    def _learn_word(self, w: str) -> None:
+        """Learn a word of the index, and which of its words it is one slip from.
+
+        Two words one slip apart meet under one of the forms with one letter dropped (for a
+        dictionary word, of its ``slip_targets`` too). A word no dictionary knows, one slip from
+        a word that it knows, is recorded as that word's slip (``_near``), so a query pays a
+        dictionary look-up per word, not a search.
+        """
+        self._words.add(w)
+        known = is_word(w)
+        forms = {d for f in (slip_targets(w) if known else (w,)) for d in _variants(f)}
+        for d in forms:
+            _push(self._dels, d, w)
+            for v in _items(self._odd.get(d) if known else self._dels.get(d)):
+                if v == w or (is_word(v) == known):
+                    continue
+                odd, word = (v, w) if known else (w, v)
+                if any(within_one_slip(odd, t) for t in slip_targets(word)):
+                    near = self._near.setdefault(word, [])
+                    if odd not in near:
+                        near.append(odd)
+            if not known:
+                _push(self._odd, d, w)
 
     def _slips(self, f: Shape) -> dict[str, str]:
         """Words of the query and of indexed prompts that stand for each other, one slip away."""
         out: dict[str, str] = {}
         for w in f.tokens:
-            if len(w) < TYPO_MIN or not w.isalpha():
+            odd = self._near.get(w)
+            if odd:                 # indexed prompts slipped on this word
+                for v in odd:
+                    out[v] = w
                 continue
-            # A word someone already typed into the index is a word ("cafe", "emojis"), known
-            # to the dictionary or not; a slip is a word that is in neither.
-            known = w in self._words or is_word(w)
+            if w in self._words or len(w) < TYPO_MIN or not w.isalpha():
+                continue            # a word someone typed into the index is a word ("cafe")
+            known = is_word(w)
             table = self._odd if known else self._dels
-            if not table:
-                continue
-            near = {v for d in _variants(w) for v in table.get(d, ())
-                    if v != w and any(within_one_slip(w, f) for f in slip_targets(v))}
+            near = {v for d in _variants(w) for v in _items(table.get(d))
+                    if v != w and any(within_one_slip(w, t) for t in slip_targets(v))}
             if not known:           # the query slipped: read it as the indexed word
-                near -= set(f.tokens)   # (the index's unknown words are words: someone typed them)
+                near -= set(f.tokens)
                 if len(near) == 1:
                     out[w] = near.pop()
-            else:                   # indexed prompts slipped on this word
+            else:                   # indexed prompts slipped on this new word
                 for v in near:
                     out[v] = w
         return out
@@ -258,7 +325,9 @@ class ContentDeduplication:
             raise ConfigError(f"this index finds matches down to {self.floor}, not {floor}: "
                               "give floor= when you build it")
         sig = hash(f.signature)
-        tmap = self._term_ids(f, add=False)
+        tmap: dict[str, int] = {}
+        for t in sorted(f.terms):   # an unseen term matches nothing, yet counts in the size
+            tmap[t] = self._ids.get(t, -1 - len(tmap))
         alias: dict[int, int] = {}   # an indexed term id -> the query term id it stands for
         for u, w in self._slips(f).items():
             tu, tw = term(u), term(w)
@@ -268,31 +337,36 @@ class ContentDeduplication:
                 if tu in tmap and tw in self._ids and tw not in tmap:
                     tmap[tu] = self._ids[tw]
             elif tw in tmap and tu in self._ids:   # indexed prompts slipped: their tu is our tw
-                alias[self._ids[tu]] = tmap[tw]
+                if tmap[tw] < 0:    # our word is new to the index: we take their term's place
+                    tmap[tw] = self._ids[tu]
+                else:
+                    alias[self._ids[tu]] = tmap[tw]
         ids = list(tmap.values())
         n = len(ids)
-        qset = frozenset(ids)
+        qset = frozenset(ids) | alias.keys() if alias else frozenset(ids)
         candidates: set[int] = set()
         postings = self._postings
-        prefix = self._prefix(ids, floor)
-        prefix += list(alias)   # a slipped term sits elsewhere in the order: probe it too
-        for i in prefix:
-            found = postings.get(self._where(sid, sig, i))
-            if found:
+        if f.signature[2]:
+            probes = [hash((sid, sig))]
+        else:   # a slipped term sits elsewhere in the order: probe it too
+            probes = [hash((sid, sig, i)) for i in (*self._prefix(self._ordered(ids), floor), *alias)]
+        for where in probes:
+            found = postings.get(where)
+            if found is None:
+                continue
+            if type(found) is int:
+                candidates.add(found)
+            else:
                 candidates.update(found)
-        low, high = floor * n, n / floor
+        low, high = floor * n - 1e-9, n / floor + 1e-9
         scored = []
         keys, terms, scopes, sigs = self._key, self._terms, self._scope, self._sig
-        if alias:
-            qset = qset | alias.keys()
         for eid in candidates:
-            if keys[eid] is None or scopes[eid] != sid or sigs[eid] != sig:
-                continue
             et = terms[eid]
             m = len(et)
-            if m < low or m > high:
+            if m < low or m > high or keys[eid] is None or scopes[eid] != sid or sigs[eid] != sig:
                 continue
-            shared = sum(1 for x in et if x in qset)
+            shared = len(qset.intersection(et))
             score = min(shared / n, shared / m)
             if score >= floor:
                 scored.append((-score, eid))
@@ -313,24 +387,16 @@ class ContentDeduplication:
 
     def discard(self, key: str) -> int:
         """Forget every prompt cached under ``key``; return how many."""
-        ids = self._by_key.pop(key, [])
+        found = self._by_key.pop(key, None)
+        ids = [] if found is None else [found] if type(found) is int else found
         for eid in ids:
             self._key[eid] = self._prompt[eid] = None
             self._terms[eid] = ()
         self._live -= len(ids)
         self._dead += len(ids)
         if self._dead > max(1000, self._live):  # mostly tombstones: rebuild the postings
-            self._compact()
+            self._rerank()
         return len(ids)
-
-    def _compact(self) -> None:
-        for where, found in list(self._postings.items()):
-            kept = [e for e in found if self._key[e] is not None]
-            if kept:
-                self._postings[where] = kept
-            else:
-                del self._postings[where]
-        self._dead = 0
 
     def discard_matching(self, pattern: str) -> int:
         """Forget the prompts whose cache key matches the glob ``pattern``; return how many."""

@@ -50,7 +50,7 @@ _WS = re.compile(r"\s+")
 _WRAP = re.compile(r"(%s)\b,?[ ]+(?=(?-i:[a-z]))" % "|".join(re.escape(p) for p in POLITENESS),
                    re.IGNORECASE)
 _GREET = re.compile(r"(?:%s)[,!.]+[ ]+" % "|".join(re.escape(g) for g in GREETINGS), re.IGNORECASE)
-_THANKS = re.compile(r"(?<=[,.!?;])[ ]*(?:%s)[.!]*$" % "|".join(re.escape(t) for t in THANKS),
+_THANKS = re.compile(r"(?<=[,.!?;…])[ ]*(?:%s)[.!]*$" % "|".join(re.escape(t) for t in THANKS),
                      re.IGNORECASE)
 _FINAL = re.compile(r"[ ]*(?:[.!…]+|\.\.\.)$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")

@@ -34,6 +34,7 @@ __all__ = ["words", "stem", "term", "content_stems", "content_sequence", "number
            "TOPIC_WORDS", "PREFIX", "TYPO_MIN"]
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
+_ALNUM = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
 # A colon followed by white space ("...: text", "...:\n\ntext"), not "16:9" or "10:30".
@@ -125,13 +126,12 @@ TYPO_MIN = 4        # words shorter than this are never read as a slip of anothe
 
 def words(text: str) -> list[str]:
     """Return the lower-case words of ``text``, "n't" spelled "not", numbers without commas."""
-    text = text.casefold().replace("n't", " not").replace("’", "'")
-    out = []
-    for w in _WORD.findall(text):
-        w = w.rstrip(".,'")
-        if "," in w and _GROUPED.fullmatch(w):
-            w = w.replace(",", "")
-        out.append(w)
+    text = text.casefold()
+    if "'" in text or "’" in text:
+        text = text.replace("’", "'").replace("n't", " not")
+    out = _WORD.findall(text)   # each match ends with a letter or digit
+    if "," in text:   # "3,000" is one number; "cats,dogs" two words
+        out = [w.replace(",", "") if "," in w and _GROUPED.fullmatch(w) else w for w in out]
     return out
 
 
@@ -182,26 +182,27 @@ def content_stems(tokens: Iterable[str]) -> set[str]:
     return set(content_sequence(tokens))
 
 
-def numbers(tokens: list[str]) -> tuple[str, ...]:
+def numbers(tokens: Iterable[str]) -> tuple[str, ...]:
     """Return the numbers in ``tokens`` (digits, or number words as digits), in order."""
-    return tuple(_NUMBER_WORDS.get(w, w) for w in tokens if _NUMBER.match(_NUMBER_WORDS.get(w, w)))
+    return tuple(n for n in (_NUMBER_WORDS.get(w, w) for w in tokens
+                             if w[0].isdigit() or w in _NUMBER_WORDS) if _NUMBER.match(n))
 
 
-def polarity(tokens: list[str]) -> int:
+def polarity(tokens: Iterable[str]) -> int:
     """Return the parity of negation words: 1 when ``tokens`` negate an odd number of times."""
-    return sum(w in NEGATIONS for w in tokens) % 2
+    return len([w for w in tokens if w in NEGATIONS]) % 2
 
 
 def split_payload(text: str) -> tuple[str, str]:
     """Split ``text`` into its instruction and the body it quotes after a colon ("" if none).
 
-    The body is returned as its words joined by single spaces, so case, spacing and
-    punctuation do not count; a body shorter than ``PAYLOAD_WORDS`` words stays in the
-    instruction.
+    The body is returned as its runs of letters and digits joined by single spaces, so case,
+    spacing and punctuation do not count; a body shorter than ``PAYLOAD_WORDS`` words stays in
+    the instruction.
     """
-    parts = _COLON.split(text, maxsplit=1)
+    parts = _COLON.split(text, maxsplit=1) if ":" in text else (text,)
     if len(parts) == 2:
-        body = words(parts[1])
+        body = _ALNUM.findall(parts[1].casefold())
         if len(body) >= PAYLOAD_WORDS:
             return parts[0], " ".join(body)
     return text, ""
@@ -332,12 +333,42 @@ def shape(text: str) -> Shape:
     # ("For our May newsletter, could you write ...?"); the words of the exact key's
     # normalization that remain (greetings, "thanks") are stopwords.
     instruction, body = split_payload(text)
-    stripped = _COURTESY.sub(" ", instruction)
-    request = stripped != instruction and bool(_REQUEST.search(instruction))
-    instruction = _PHRASES.sub(lambda m: PHRASE_SYNONYMS[m.group().lower()], stripped)
+    low = instruction.lower()
+    request = False
+    if "you" in low or "please" in low or "kindly" in low:   # most prompts: no regex at all
+        stripped = _COURTESY.sub(" ", instruction)
+        request = stripped != instruction and bool(_REQUEST.search(instruction))
+        instruction = stripped
+    if " up" in low or " out" in low:
+        instruction = _PHRASES.sub(_phrase, instruction)
     tokens = tuple(words(instruction))
-    signature = (tuple(sorted(numbers(list(tokens)))), polarity(list(tokens)), body)
-    return Shape(instruction, tokens, frozenset(content_sequence(tokens)), signature, request)
+    terms, nums, negations = set(), [], 0
+    for w in tokens:   # one pass, each word read once per process (``_word``)
+        t, n, g = _WORDS.get(w) or _word(w)
+        if t is not None:
+            terms.add(t)
+        if n is not None:
+            nums.append(n)
+        negations += g
+    signature = (tuple(sorted(nums)), negations % 2, body)
+    return Shape(instruction, tokens, frozenset(terms), signature, request)
+
+
+_WORDS: dict[str, tuple[str | None, str | None, int]] = {}
+
+
+def _word(w: str) -> tuple[str | None, str | None, int]:
+    """What ``shape`` reads of one word: its term, the number it is, whether it negates."""
+    n = _NUMBER_WORDS.get(w, w)
+    info = (term(w), n if (w[0].isdigit() or w in _NUMBER_WORDS) and _NUMBER.match(n) else None,
+            int(w in NEGATIONS))
+    if len(_WORDS) < 1 << 18:
+        _WORDS[w] = info
+    return info
+
+
+def _phrase(m: re.Match[str]) -> str:
+    return PHRASE_SYNONYMS[m.group().lower()]
 
 
 _REQUEST = re.compile(r"\b(?:could|can|would|will) you\b", re.IGNORECASE)
