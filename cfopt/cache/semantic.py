@@ -195,6 +195,12 @@ class BoundedSemanticLayer:
             bound *= self._entry_trust(candidate.entry, band)
         return probability, band, bound
 
+    def would_serve(self, prompt: str, cached_prompt: str) -> bool:
+        """Say whether the answer to ``cached_prompt`` would be served to ``prompt`` (the pair
+        alone: no entry's verdicts, no index), like ``ContentDeduplication.is_duplicate``."""
+        _, band, bound = self.evaluate(prompt, Candidate("", cached_prompt, 0.0, -1), own=False)
+        return band >= 0 and bound >= 1.0 - self.config.delta
+
     def decide(self, prompt: str, scope: Hashable = (), *,
                among: ContentDeduplication | None = None) -> Decision:
         """Decide for ``prompt`` in ``scope``.
