@@ -73,9 +73,10 @@ def test_few_answers_hit_max_tokens_even_on_opus(source):
 
 
 def test_caps_are_headroom_not_a_blank_cheque():
-    """Every task's median answer (on opus) fills at least 1/12 of its cap."""
+    """Every task's median answer (on opus) fills at least 1/12 of its cap (over 5,000 requests:
+    a rare task's median over a few dozen answers moves with the prompts' wording)."""
     used = defaultdict(list)
-    for r, result in replay_text(generate(3000, seed=3), "opus"):
+    for r, result in replay_text(generate(5000, seed=3), "opus"):
         used[r.task].append(result.usage.output_tokens / r.max_tokens)
     assert len(used) == sum(t.type in ("text", "analysis") for t in TASKS)
     for task, shares in used.items():

@@ -19,17 +19,19 @@ DATASETS = ROOT / "datasets"
 # The documented commands of datasets/README.md (keep the two in step).
 SHIPPED = {
     "contentflow_1h.jsonl": ["--requests", "5000", "--seed", "2026", "--duration", "3600"],
-    "tiny.jsonl": ["--requests", "200", "--seed", "4", "--duration", "600"],
+    "tiny.jsonl": ["--requests", "200", "--seed", "5", "--duration", "600"],
 }
 CEILING_RANGE = (0.70, 0.80)  # documented for 4,000-8,000 requests per hour
 
-# An independent normalizer: only changes that cannot change meaning.
-_POLITE = re.compile(r"^(?:(?:please|kindly|could you|can you)\s+)+", re.I)
+# An independent normalizer of surface forms: courtesy, case, spacing, final punctuation.
+_POLITE = re.compile(r"^(?:(?:hi,|please|kindly|could you|can you|would you|i'd like you to)\s+)+", re.I)
+_THANKS = re.compile(r"(?:,\s*please|[.!?]*\s+thanks!?|[.!?]*\s+thank you\.?)$", re.I)
 
 
 def normalize(prompt: str) -> str:
     text = " ".join(prompt.split()).lower()
     text = _POLITE.sub("", text)
+    text = _THANKS.sub("", text.rstrip(".!?… "))
     return text.rstrip(".!?… ")
 
 
@@ -150,25 +152,84 @@ def test_intent_fixes_task_quality_and_max_tokens():
 def test_paraphrases_share_intent_and_only_they_do(seed):
     reqs = workload(5000, seed)
     forms = defaultdict(set)
-    keys = defaultdict(set)
     for r in reqs:
         forms[r.intent].add(r.prompt)
-        keys[r.intent].add(normalize(r.prompt))
-    # every intent normalizes to exactly one text ...
-    assert all(len(k) == 1 for k in keys.values()), [k for k in keys.values() if len(k) > 1][:3]
-    # ... no two intents normalize to the same text ...
-    texts = Counter(next(iter(k)) for k in keys.values())
-    assert texts.most_common(1)[0][1] == 1
-    # ... and surface paraphrases are common: many intents are asked in several forms
-    multi = sum(len(f) > 1 for f in forms.values())
-    assert multi >= 100
-    # the kinds of paraphrase are all there
-    pairs = [sorted(f)[:2] for f in forms.values() if len(f) > 1]
+    # no two intents share a surface form ...
+    owner = {}
+    for intent, prompts in forms.items():
+        for p in prompts:
+            assert owner.setdefault(normalize(p), intent) == intent, p
+    # ... and paraphrases are common: many intents are asked in several forms
+    assert sum(len(f) > 1 for f in forms.values()) >= 200
     joined = [p for f in forms.values() for p in f]
-    assert any(p.lower().startswith(("please ", "could you ", "can you please ", "kindly ")) for p in joined)
+    assert any(p.lower().startswith(("please ", "could you ", "can you please ", "kindly ",
+                                     "hi, could you ", "i'd like you to ")) for p in joined)
+    assert any(p.endswith(("Thanks!", "Thank you.", ", please.", ", please?")) for p in joined)
     assert any("  " in p or p.endswith(" ") for p in joined)
     assert any(p.endswith("!") for p in joined) and any(p.endswith("?") for p in joined)
-    assert any(a.lower() == b.lower() and a != b for a, b in pairs)
+
+
+def _kinds(reqs) -> Counter:
+    """Count the kinds of paraphrase among each intent's forms, against its canonical prompt."""
+    from cfopt.workload._paraphrase import SYNONYMS
+    canon = {}
+    for r in reqs:   # the canonical prompt: the form app users send, else the most common
+        canon.setdefault(r.intent, Counter())[normalize(r.prompt)] += 1
+    kinds = Counter()
+    alternatives = {w for alts in SYNONYMS.values() for w in alts}
+    for intent, forms in canon.items():
+        base = forms.most_common(1)[0][0]
+        for form in forms:
+            if form == base:
+                continue
+            a, b = base.split(), form.split()
+            if sorted(a) == sorted(b):
+                kinds["reordered"] += 1
+            elif any(alt in form for alt in alternatives if alt not in base):
+                kinds["reworded"] += 1
+            elif len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1:
+                x, y = next((x, y) for x, y in zip(a, b) if x != y)
+                if x[0] == y[0] and abs(len(x) - len(y)) <= 1 and x.isalpha():
+                    kinds["typo"] += 1
+            if form.split()[0] == base.split()[-1] or form.startswith(("for ", "in ", "from ")):
+                kinds["fronted"] += 1
+    return kinds
+
+
+def test_paraphrases_reorder_reword_and_slip_without_changing_the_intent():
+    kinds = _kinds(workload(5000, 1))
+    assert kinds["reworded"] >= 30 and kinds["fronted"] >= 30 and kinds["typo"] >= 10, kinds
+
+
+def test_typos_never_touch_numbers_names_or_quoted_text():
+    from cfopt.workload._paraphrase import typo
+    import random
+    rng = random.Random(0)
+    for _ in range(200):
+        slipped = typo("Write a 300-word post about Lisbon", rng)
+        assert "300" in slipped and "Lisbon" in slipped
+    by_intent = defaultdict(set)
+    for r in workload(5000, 2):
+        if ": " in r.prompt:
+            by_intent[r.intent].add(r.prompt.split(": ", 1)[1].strip())
+    # the text a prompt quotes is pasted: one intent, one quoted text (spacing aside)
+    assert all(len({" ".join(q.split()) for q in qs}) == 1 for qs in by_intent.values())
+
+
+def test_the_generated_paraphrases_keep_what_the_simulated_claude_reads_as_length():
+    """A synonym must not turn a label into free text (the answer would be cut at its cap)."""
+    from cfopt.providers.lengths import requested_length
+    from cfopt.workload._paraphrase import SYNONYMS, reword
+    from cfopt.workload._vocabulary import TASKS
+    values = dict(words="300", pwords="100", count="5", kcount="5", bullets="3", seconds="15")
+    for task in TASKS:
+        slots = {s: values.get(s, "X") for s in task.slots}
+        for word, alternatives in SYNONYMS.items():
+            for alt in alternatives:
+                changed = reword(task.template, {word: alt})
+                if changed != task.template:
+                    assert requested_length(changed.format(**slots)) == requested_length(
+                        task.template.format(**slots)), (task.name, alt)
 
 
 def _words(text: str) -> list[str]:
@@ -202,6 +263,24 @@ def test_look_alikes_exist_with_different_intents():
                 else:
                     kinds["word"] += 1
     assert all(kinds[k] >= 3 for k in ("on/off", "with/without", "number", "word")), kinds
+
+
+def test_customers_ask_topic_and_number_swapped_look_alikes_of_their_own_requests():
+    """A habit repeated with one slot changed ("the same, about dogs"): a new intent, asked by
+    the same customer soon after the first, in the same task: what a cache must not serve."""
+    reqs = workload(5000, 1)
+    asked = defaultdict(list)
+    swaps = Counter()
+    for r in reqs:
+        for other in asked[(r.user, r.task)]:
+            if other != r.intent and other.count(":") == r.intent.count(":"):
+                parts = list(zip(other.split(":"), r.intent.split(":")))
+                changed = [(a, b) for a, b in parts if a != b]
+                if len(changed) == 1:
+                    a, b = changed[0]
+                    swaps["number" if a.isdigit() and b.isdigit() else "topic"] += 1
+        asked[(r.user, r.task)].append(r.intent)
+    assert swaps["number"] >= 5 and swaps["topic"] >= 20, swaps
 
 
 def test_bulk_bursts_are_runs_of_look_alikes_from_one_customer():

@@ -42,8 +42,8 @@ def test_free_length_answers_follow_the_trace_output_lengths():
 
     The generator's ``max_tokens`` are caps, not calibrated lengths (see test_workload_caps):
     the simulated Claude sizes the answers. Tasks that ask for no length (press releases,
-    legal and health copy) draw from the conv trace's output quantiles; measured over the 175
-    distinct such prompts of seeds 1-3 (sonnet): median 120, p95 451 (trace: 129, 451). The
+    legal and health copy) draw from the conv trace's output quantiles; measured over the 212
+    distinct such prompts of seeds 1-3 (sonnet): median 120, p95 437 (trace: 129, 451). The
     other tasks ask for a length (captions, subject lines, labels, "300-word"), so ContentFlow's
     answers are shorter than a chat service's overall: text median 58-96 by seed.
     """

@@ -37,7 +37,7 @@ REORDERINGS: dict[str, tuple[str, ...]] = {
     "email_subject": ("For {campaign}, suggest {count} email subject lines.",
                       "Suggest {count} subject lines for an email about {campaign}."),
     "seo_meta": ("For a page about {topic}, write an SEO meta description of at most 155 characters.",),
-    "help_article": ("Write step-by-step instructions for turning {switch} {feature} in {app}.",),
+    "help_article": ("In {app}, write step-by-step instructions to turn {switch} {feature}.",),
     "newsletter_intro": ("For our {month} newsletter, write a short intro paragraph about {topic}.",),
     "translation": ("Translate this into {language}: {snippet}",),
     "summary": ("In {bullets} bullet points, summarize this article:\n\n{article}",),
