@@ -277,3 +277,27 @@ def test_store_caches_a_call_made_elsewhere_in_the_scope_fetch_uses(two_layers):
     assert other.source == "provider" and provider.calls == 2
     cut = CountingProvider(stop_reason="max_tokens")
     assert not m.store(Call("haiku", "Cut short"), cut.send(Call("haiku", "Cut short")))
+
+
+def test_coalesce_key_shares_a_near_duplicates_call_in_flight_and_forgets_it_once_stored():
+    from cfopt.cache.dedup import ContentDeduplication
+    m = CacheManager([MemoryLayer(clock=VirtualClock())], dedup=ContentDeduplication())
+    scope = dict(tenant="acme", type="text", task="blog_post")
+    first = Call("haiku", "Write a 300-word blog post about cold brew at home for beginners.")
+    near = Call("haiku", "please compose a 300-word blog post about cold brew at home for beginners")
+    other = Call("haiku", "Write a 500-word blog post about cold brew at home for beginners.")
+    own = m.coalesce_key(first, **scope)
+    assert own == m.key_for(first, "acme")[0]
+    assert m.coalesce_key(near, **scope) == own                 # joins the call in flight
+    assert m.coalesce_key(other, **scope) != own                # a look-alike does not
+    assert m.coalesce_key(near, **{**scope, "quality": "critical"}) != own   # exact only
+    assert m.coalesce_key(near, **{**scope, "tenant": "globex"}) != own     # nor across tenants
+    m.store(first, CountingProvider().send(first), **scope)
+    assert m.coalesce_key(near, **scope) != own                 # no longer in flight: a hit now
+    assert m.lookup(near, **scope).source == "semantic:memory"
+
+
+def test_without_a_near_duplicate_stage_coalesce_key_is_the_cache_key():
+    m = CacheManager([MemoryLayer(clock=VirtualClock())])
+    call = Call("haiku", "hello there")
+    assert m.coalesce_key(call, tenant="acme") == m.key_for(call, "acme")[0]

@@ -207,9 +207,13 @@ def _route(opt, requests):
 
 def test_routing_the_tiny_workload_cuts_text_cost_and_keeps_quality(opt, tiny):
     base, cost, kept = _route(opt, tiny)
-    # 0.257 of the all-premium cost with the cited MMMLU low-complexity scores (standard-quality
-    # short tasks need Sonnet: Haiku keeps 91.4%); it was under 0.25 with the derived low scores
-    assert cost < 0.30 * base, f"routed text costs ${cost:.4f} against ${base:.4f} all-premium"
+    # Critical copy stays on the premium model, so the saving depends on the workload's share of
+    # it (tiny: 7.5% of requests, the hour 2.1%); on the rest routing pays under 0.30 of the
+    # all-premium cost (0.19 on both files with the cited MMMLU low-complexity scores).
+    assert cost < base, f"routed text costs ${cost:.4f} against ${base:.4f} all-premium"
+    rest = [r for r in tiny if r.quality != "critical"]
+    rest_base, rest_cost, _ = _route(opt, rest)
+    assert rest_cost < 0.30 * rest_base, f"non-critical text: ${rest_cost:.4f} vs ${rest_base:.4f}"
     assert kept >= 0.95, f"quality kept {kept:.3f}"
     premium = [opt.premium_for(r.type) or "x" for r in tiny]   # "x": unscored types are skipped
     assert opt.quality_kept(tiny, premium) == 1.0

@@ -80,12 +80,15 @@ def test_controls_refuse_impossible_values():
 
 
 # -- monitored runs, anomalies -------------------------------------------------------------
-def _first_20_min():
-    return [r for r in load(repo_path("datasets/contentflow_1h.jsonl")) if r.t < 1200]
+def _first_15_min():
+    # (Minute 18 of the hour is a bulk burst of product descriptions, 56% of its requests
+    # against 15% before: their whole answers take longer, and the detector rightly sees a
+    # 1.7x rise there. A calm run is calm up to it.)
+    return [r for r in load(repo_path("datasets/contentflow_1h.jsonl")) if r.t < 900]
 
 
 def test_a_slowdown_fires_an_anomaly_within_two_minutes_and_a_calm_run_none():
-    replay = ProviderReplay(_first_20_min())
+    replay = ProviderReplay(_first_15_min())
     calm, _ = monitored_run(replay, Controls(), config=MonitorConfig(retention_s=None))
     assert calm.anomalies == []
     slow, _ = monitored_run(replay, Controls(slowdown=3.0, slowdown_from_s=600.0),

@@ -292,14 +292,19 @@ class _Run:
             return await self.sender.asend(call)
         if not self.config.coalescing:
             return await send(), False
+        own = cache_key(call, tenant=self.config.tenant, catalog=self.catalog)
         # With a cache, a near-duplicate's call in flight is shared too (``coalesce_key``).
-        key = (self.cache.coalesce_key(call, **scope) if self.cache is not None and scope else
-               cache_key(call, tenant=self.config.tenant, catalog=self.catalog))
+        key = self.cache.coalesce_key(call, **scope) if self.cache is not None and scope else own
         # Deferred work may wait for an interactive answer; an interactive request must not
         # wait for a batch job that may take an hour.
-        if path != "interactive" and self.interactive.in_flight(key):
-            return await self.interactive.run(key, send)
-        return await (self.interactive if path == "interactive" else self.deferred).run(key, send)
+        lane = (self.interactive if path != "interactive" and self.interactive.in_flight(key)
+                else self.interactive if path == "interactive" else self.deferred)
+        if key == own:
+            return await lane.run(key, send)
+        try:   # a near-duplicate's call: if it fails, this request makes its own
+            return await lane.run(key, send)
+        except CfoptError:
+            return await send(), False
 
 
     def _lookup_cost(self, source: str | None) -> float:
