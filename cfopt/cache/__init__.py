@@ -4,8 +4,12 @@
 - ``layers``: ``MemoryLayer``, ``DiskLayer``, ``RedisLayer``, ``CDNLayer`` (one interface)
 - ``manager``: ``CacheManager`` (strategies, promotion, TTLs, warming, invalidation, stats)
 - ``singleflight``: ``SingleFlight``
-- ``dedup``: ``ContentDeduplication`` (``text``: its features; ``exercise_dedup``: the reference;
-  ``evaluate``: precision/recall on MRPC and on workload intents)
+- ``dedup``: ``ContentDeduplication``, a static threshold behind guards, over a lean index
+  (``text``: words and terms; ``guards``: meaning changes; ``exercise_dedup``: the reference;
+  ``evaluate``: precision/recall on labelled pairs and on workload intents)
+- ``semantic``: ``BoundedSemanticLayer``, near-duplicates within a stated false-hit bound
+  (``pairmodel``: its evidence; ``judge``: ``SimulatedJudge``, the verification it pays for;
+  ``calibrate``: its starting state, learned offline)
 - ``belady``: the optimal hit rate no eviction policy can beat; ``replay``: a workload through a manager
 """
 from .belady import belady_hit_rate, lru_hit_rate, replay_hit_rate
@@ -14,7 +18,9 @@ from .exercise_dedup import ExerciseDeduplication
 from .keys import cache_key, make_key
 from .layers import CacheLayer, CDNLayer, DiskLayer, LayerStats, MemoryLayer, RedisLayer
 from .manager import CacheManager, CacheStats, Lookup, Prediction, Served, WarmReport
-from .records import Match
+from .judge import SimulatedJudge, Verdict
+from .records import Match, SemanticStats
+from .semantic import BoundedSemanticLayer, Decision, SemanticConfig
 from .normalize import normalize_prompt
 from .policy import STRATEGIES, TTLPolicy
 from .singleflight import SingleFlight
@@ -23,4 +29,6 @@ __all__ = ["cache_key", "make_key", "normalize_prompt", "CacheLayer", "LayerStat
            "MemoryLayer", "DiskLayer", "RedisLayer", "CDNLayer", "CacheManager", "CacheStats",
            "Lookup", "Served", "Prediction", "WarmReport", "TTLPolicy", "STRATEGIES",
            "SingleFlight", "ContentDeduplication", "ExerciseDeduplication", "Match",
+           "BoundedSemanticLayer", "SemanticConfig", "SemanticStats", "Decision", "SimulatedJudge",
+           "Verdict",
            "belady_hit_rate", "lru_hit_rate", "replay_hit_rate"]

@@ -54,6 +54,7 @@ _GRID = np.linspace(0.0, 1.0, 4001)[1:-1]   # q in (0, 1): where a band's poster
 
 
 SOFT_GUARDS = frozenset({"short", "topic", "slots", "swap"})
+LONG_TERMS = 15   # above this many content words a text is long: soft guards are evidence
 
 
 def pair_features(a: Features, b: Features) -> list[float] | None:
@@ -61,11 +62,14 @@ def pair_features(a: Features, b: Features) -> list[float] | None:
     fa, fb, typos = aligned(a, b)
     na, nb = len(fa.terms), len(fb.terms)
     shared = len(fa.terms & fb.terms)
-    if not shared or veto(fa, fb, skip=SOFT_GUARDS) is not None:
+    if not shared:
+        return None
+    # In a request (up to LONG_TERMS content words) every guard is hard, as in the static gate:
+    # a changed slot, topic or word is another request. In a longer text, wordings vary and
+    # the soft guards become evidence the model weighs.
+    if veto(fa, fb, skip=SOFT_GUARDS if max(na, nb) > LONG_TERMS else frozenset()) is not None:
         return None
     slots = slots_swapped(fa.sequence, fb.sequence)
-    if slots and max(na, nb) <= SWAP_TERMS:   # a template filled differently: a look-alike
-        return None
     only_a, only_b = na - shared, nb - shared
     score = min(shared / na, shared / nb)
     reworded = len({w for w in set(fa.tokens) ^ set(fb.tokens)

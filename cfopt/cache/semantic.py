@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Hashable
 
 from ..errors import ConfigError
-from .dedup import Candidate, ContentDeduplication
+from .dedup import DEFAULT_THRESHOLD, Candidate, ContentDeduplication
 from .judge import JUDGE_ACCURACY, Judge
 from .pairmodel import BAND_EDGES, Band, SemanticState, band_of, pair_features
 from .records import Match, SemanticStats
@@ -52,10 +52,10 @@ __all__ = ["BoundedSemanticLayer", "Decision", "SemanticStats", "SemanticConfig"
 DEFAULT_DELTA = 0.01        # the user's maximum false-hit rate: 1 semantic hit in 100 may be wrong
 DEFAULT_AUDIT = 0.02        # share of would-be hits still verified, so the evidence keeps coming
 DEFAULT_CONFIDENCE = 0.95   # how sure the bound must be: a one-sided 95% credible bound
-# The lowest coverage a candidate may have to be looked up at all: on generated traffic no
-# candidate the layer serves covers less than 0.875 (benchmarks/results/cache.txt), and a lower
-# floor posts more of each prompt's terms (slower look-ups).
-DEFAULT_FLOOR = 0.75
+# The lowest coverage a candidate may have to be looked up at all: the static gate's threshold,
+# so the layer starts from the gate's candidates and its index costs no more. On generated
+# traffic no candidate the layer serves covers less than 0.875.
+DEFAULT_FLOOR = DEFAULT_THRESHOLD
 _ENTRY_VERDICTS = 8         # per entry, the verdicts kept
 _SCORED = 1 << 15           # pairs whose score is remembered
 

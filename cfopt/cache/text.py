@@ -126,7 +126,10 @@ TYPO_MIN = 4        # words shorter than this are never read as a slip of anothe
 
 def words(text: str) -> list[str]:
     """Return the lower-case words of ``text``, "n't" spelled "not", numbers without commas."""
-    text = text.casefold()
+    return _lower_words(text.casefold())
+
+
+def _lower_words(text: str) -> list[str]:
     if "'" in text or "’" in text:
         text = text.replace("’", "'").replace("n't", " not")
     out = _WORD.findall(text)   # each match ends with a letter or digit
@@ -324,7 +327,7 @@ class Shape(NamedTuple):
     request: bool                 # phrased as "could you ...?": a request, not a question
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)   # recent prompts: a look-up, then the same prompt stored
 def shape(text: str) -> Shape:
     """Return the words, terms and signature of ``text`` (cheap: what an index posts)."""
     # A request that quotes a text after a colon ("Classify this review: ...") is scored on its
@@ -333,24 +336,27 @@ def shape(text: str) -> Shape:
     # ("For our May newsletter, could you write ...?"); the words of the exact key's
     # normalization that remain (greetings, "thanks") are stopwords.
     instruction, body = split_payload(text)
-    low = instruction.lower()
+    low = instruction.casefold()
     request = False
     if "you" in low or "please" in low or "kindly" in low:   # most prompts: no regex at all
         stripped = _COURTESY.sub(" ", instruction)
         request = stripped != instruction and bool(_REQUEST.search(instruction))
         instruction = stripped
+        low = instruction.casefold()
     if " up" in low or " out" in low:
         instruction = _PHRASES.sub(_phrase, instruction)
-    tokens = tuple(words(instruction))
-    terms, nums, negations = set(), [], 0
+        low = instruction.casefold()
+    tokens = tuple(_lower_words(low))
+    terms, nums, negations = [], [], 0
+    get = _WORDS.get
     for w in tokens:   # one pass, each word read once per process (``_word``)
-        t, n, g = _WORDS.get(w) or _word(w)
+        t, n, g = get(w) or _word(w)
         if t is not None:
-            terms.add(t)
+            terms.append(t)
         if n is not None:
             nums.append(n)
         negations += g
-    signature = (tuple(sorted(nums)), negations % 2, body)
+    signature = (tuple(sorted(nums)) if nums else (), negations % 2, body)
     return Shape(instruction, tokens, frozenset(terms), signature, request)
 
 
@@ -374,7 +380,7 @@ def _phrase(m: re.Match[str]) -> str:
 _REQUEST = re.compile(r"\b(?:could|can|would|will) you\b", re.IGNORECASE)
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def features(text: str) -> Features:
     """Return what de-duplication compares in ``text`` (the guards read all of it)."""
     s = shape(text)
