@@ -10,6 +10,10 @@
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
+    cfopt doctor [--json]
+
+``python -m cfopt ...`` runs the same command line through the current interpreter (a notebook
+cell: ``!{sys.executable} -m cfopt ...``).
 
 Each command is a thin layer over the library; errors print one line naming the problem and
 exit with status 2 (bad input) or 1 (a check that did not pass).
@@ -82,6 +86,11 @@ def _dashboard_report(args: argparse.Namespace) -> int:
 def _loadtest(args: argparse.Namespace) -> int:
     from .bonus.loadtest import loadtest_command  # httpx loads only for this command
     return loadtest_command(args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor_command
+    return doctor_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                     default="messages")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_loadtest)
+
+    dc = sub.add_parser("doctor", help="check Python, the venv, the kernel, Redis, Chromium and "
+                                       "the grading sandbox; print the fix for each")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=_doctor)
     return parser
 
 

@@ -2,17 +2,19 @@
 
 The monitor listens to the optimized replay on an ``EventBus`` (it only listens); its
 recommendations join the report's, and ``--html FILE`` writes its HTML report
-(``cfopt.monitoring.htmlreport``). A progress bar goes to stderr when stderr is a terminal.
+(``cfopt.monitoring.htmlreport``). Progress goes to stderr (``cfopt.progress``): a bar per replay
+on a terminal, one line per replay otherwise; ``--no-progress`` silences it.
 """
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
 from ..events import EventBus
 from ..monitoring.monitor import MonitorConfig, PerformanceMonitor
+from ..progress import ReplayProgress
 from .core import Pipeline, PipelineConfig, run_both
 from .score import limits
 from ..providers import Faults
@@ -26,13 +28,16 @@ _KEPT = ("optimized_cost_usd", "optimized_calls", "hit_rate", "p95_ms", "avg_ms"
 
 def contributions(requests: Sequence[Any], config: PipelineConfig, baseline: Any, lim: Any, *,
                   seed: int = 0, profile: str = "exercise", faults: Faults | None = None,
-                  redis_url: str | None = None) -> dict[str, dict[str, float]]:
+                  redis_url: str | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """Replay once without each optimization of ``config``: what each one contributes."""
     out = {}
     for name in config.applied:
         on = [n for n in config.applied if n != name]
+        tick = (lambda done, total, label=f"without {name}": progress(label, done, total)) \
+            if progress is not None else None
         run = Pipeline(PipelineConfig.select(only=on) if on else PipelineConfig.baseline(),
-                       seed=seed, profile=profile, faults=faults, redis_url=redis_url).run(requests)
+                       seed=seed, profile=profile, faults=faults, redis_url=redis_url).run(requests, tick)
         d = build_report(requests, baseline, run, lim)["details"]
         out[f"without {name}"] = {k: d[k] for k in _KEPT}
     return out
@@ -66,28 +71,21 @@ def run_report(workload: str, *, seed: int = 0, profile: str = "exercise",
         report["contributions"] = {"all on": {k: report["details"][k] for k in _KEPT},
                                    **contributions(requests, config, baseline, lim, seed=seed,
                                                    profile=profile, faults=faults,
-                                                   redis_url=redis_url)}
+                                                   redis_url=redis_url, progress=progress)}
     return report, monitor
-
-
-def _progress_bar(name: str, done: int, total: int) -> None:
-    if done != total and done % max(1, total // 40):
-        return
-    filled = 30 * done // max(1, total)
-    sys.stderr.write(f"\r{name:<10}[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def report_command(args: Any) -> int:
     """Run the ``cfopt report`` command: print the JSON or the table (and write the HTML)."""
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
-    report, monitor = run_report(
-        args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
-        only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
-        progress=_progress_bar if (sys.stderr.isatty() and not args.no_progress) else None,
-        with_contributions=args.contributions)
+    progress = ReplayProgress(prefix="replay ", mode="off" if args.no_progress else None)
+    try:
+        report, monitor = run_report(
+            args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
+            only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
+            progress=progress, with_contributions=args.contributions)
+    finally:
+        progress.close()
     if args.html:
         from ..monitoring.htmlreport import write_html_report
         write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
