@@ -8,6 +8,9 @@
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
                  [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
+    cfopt dashboard-report --html FILE [--workload FILE] [--pipeline optimized|baseline|both]
+                           [--error-rate R] [--prometheus FILE] [--providers [--text-model M]
+                           [--slowdown X] [--slowdown-from S] [--compare]]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
     cfopt doctor [--json]
@@ -75,11 +78,29 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard_report(args: argparse.Namespace) -> int:
     from .monitoring.htmlreport import write_replay_report
     from .monitoring.replay import Controls
+    from .errors import ConfigError
+    provider_only = {"--text-model": args.text_model != "sonnet", "--slowdown": args.slowdown != 1.0,
+                     "--slowdown-from": args.slowdown_from != 0.0, "--compare": args.compare}
+    used = [flag for flag, given in provider_only.items() if given]
+    if used and not args.providers:
+        raise ConfigError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} --providers: the pipeline chooses its own models "
+                          "and has no slowdown window (use --pipeline both to compare)")
+    if args.providers and args.pipeline != "optimized":
+        raise ConfigError("--pipeline needs the pipeline: leave out --providers")
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
                         slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
-    path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,
-                               baseline=Controls(text_model=args.text_model) if args.compare else None)
+    exporter = None
+    if args.prometheus:
+        from .monitoring.prometheus import PrometheusExporter
+        exporter = PrometheusExporter()
+    path = write_replay_report(
+        args.html, args.workload, pipeline=args.pipeline, seed=args.seed, controls=controls,
+        providers=args.providers,
+        baseline=Controls(text_model=args.text_model) if args.compare else None,
+        on_event=(lambda e, m: exporter.handle(e)) if exporter is not None else None)
     print(f"wrote {path}")
+    if exporter is not None:
+        print(f"wrote {exporter.write(args.prometheus)}")
     return 0
 
 
@@ -163,15 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also replay without each optimization in turn (one replay each)")
     rp.set_defaults(func=_report)
 
-    dr = sub.add_parser("dashboard-report", help="replay a workload and write the monitor's HTML report")
+    dr = sub.add_parser("dashboard-report",
+                        help="replay a workload with the monitor listening and write its HTML report")
     dr.add_argument("--html", required=True, help="output .html file")
     dr.add_argument("--workload", default="datasets/tiny.jsonl")
     dr.add_argument("--seed", type=int, default=0)
-    dr.add_argument("--text-model", default="sonnet")
-    dr.add_argument("--slowdown", type=float, default=1.0, help="provider latency multiplier")
-    dr.add_argument("--slowdown-from", type=float, default=0.0, help="seconds into the replay")
+    dr.add_argument("--pipeline", choices=["optimized", "baseline", "both"], default="optimized",
+                    help="which pipeline to replay; both: the baseline, then the optimized, side by side")
     dr.add_argument("--error-rate", type=float, default=0.0, help="injected provider failures")
-    dr.add_argument("--compare", action="store_true", help="also run without faults and compare")
+    dr.add_argument("--prometheus", default=None,
+                    help="also write the last replay's metrics in Prometheus's text format here")
+    dr.add_argument("--providers", action="store_true",
+                    help="replay straight to the simulated providers (no pipeline), for the options below")
+    dr.add_argument("--text-model", default="sonnet", help="with --providers: the model for text")
+    dr.add_argument("--slowdown", type=float, default=1.0,
+                    help="with --providers: provider latency multiplier")
+    dr.add_argument("--slowdown-from", type=float, default=0.0,
+                    help="with --providers: seconds into the replay")
+    dr.add_argument("--compare", action="store_true",
+                    help="with --providers: also run without faults first and compare")
     dr.set_defaults(func=_dashboard_report)
 
     lt = sub.add_parser("loadtest", help="drive a local `cfopt serve` (loopback targets only)")

@@ -225,33 +225,42 @@ class PipelineReplay:
 
     ``config`` gives the switches (default: every optimization on); the controls set routing
     (off when ``quality_bar`` is None: each type's premium model), batching, the memory cache's
-    capacity and TTL, and injected errors.
+    capacity and TTL, and injected errors. ``supports`` narrows what the controls may change:
+    ``frozenset({"error_rate"})`` replays ``config`` exactly as it is (``cfopt dashboard-report``).
     """
 
     supports = frozenset({"error_rate", "quality_bar", "cache_capacity", "cache_ttl_s", "batching"})
 
     def __init__(self, requests: Sequence[Request], *, seed: int = 0, profile: str = "exercise",
-                 config: PipelineConfig | None = None) -> None:
+                 config: PipelineConfig | None = None,
+                 supports: frozenset[str] | None = None) -> None:
         if not requests:
             raise ConfigError("a replay needs at least one request")
         self.requests = list(requests)
         self.seed, self.profile = seed, profile
         self.config = config if config is not None else PipelineConfig()
+        if supports is not None:
+            self.supports = type(self).supports & frozenset(supports)
 
     def __repr__(self) -> str:
         return (f"PipelineReplay(requests={len(self.requests)}, seed={self.seed}, "
                 f"profile={self.profile!r}, config={self.config!r})")
 
     def config_for(self, c: Controls) -> PipelineConfig:
-        """The pipeline's config under ``c``."""
-        bar = c.bar()
-        return replace(self.config, routing=bar is not None, batching=c.batching,
-                       memory_entries=c.cache_capacity, memory_ttl_s=c.cache_ttl_s,
-                       quality_bar=bar if bar is not None else self.config.quality_bar)
+        """The pipeline's config under ``c`` (only the controls this replay ``supports``)."""
+        bar, knobs = c.bar(), {}
+        if "quality_bar" in self.supports:
+            knobs.update(routing=bar is not None,
+                         quality_bar=bar if bar is not None else self.config.quality_bar)
+        for field_, knob in (("batching", "batching"), ("cache_capacity", "memory_entries"),
+                             ("cache_ttl_s", "memory_ttl_s")):
+            if field_ in self.supports:
+                knobs[knob] = getattr(c, field_)
+        return replace(self.config, **knobs)
 
     def __call__(self, controls: Controls, *, clock: VirtualClock, bus: EventBus) -> ReplaySummary:
         """Replay the workload with ``controls``; blocks until the last request has finished."""
-        faults = controls.faults if controls.error_rate else None
+        faults = controls.faults if controls.error_rate and "error_rate" in self.supports else None
         pipeline = Pipeline(self.config_for(controls), seed=self.seed, profile=self.profile,
                             faults=faults, bus=bus, clock=clock)
 

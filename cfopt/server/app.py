@@ -13,6 +13,7 @@ Routes (the wire formats of the real APIs; see each module):
     GET  /_cfopt/stats                        what reached the server: connections, requests, cost
     POST /_cfopt/faults                       make the next calls fail: {"fail_next": [...]}
     GET  /_cfopt/health                       {"ok": true}
+    GET  /metrics                             Prometheus text format (metrics.py)
 
 The access log (logger ``cfopt.server``) writes method, path without its query string, status
 and time: never a header, never a body, so API keys cannot reach it.
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CfoptError
-from . import anthropic, batches, fal, unsplash
+from . import anthropic, batches, fal, metrics, unsplash
 from .config import ServerConfig
 from .state import ServerState
 from .wire import WireError, error_response, read_json
@@ -55,6 +56,7 @@ def _style(path: str) -> str:
 
 async def _wire_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WireError)
+    metrics.count_error(request, exc.error_type)
     return error_response(exc)
 
 
@@ -62,6 +64,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
+    metrics.count_error(request, kind)
     return error_response(WireError(exc.status_code, kind, f"{message}: {request.url.path}",
                                     style=_style(request.url.path)))
 
@@ -69,6 +72,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # The message stays generic: an exception's text could quote a request body.
     log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    metrics.count_error(request, "api_error")
     return error_response(WireError(500, "api_error", "internal server error",
                                     style=_style(request.url.path)))
 
@@ -165,5 +169,6 @@ def create_app(config: ServerConfig | None = None, *, state: ServerState | None 
                                 Exception: _unexpected}
     app = Starlette(routes=_routes(), exception_handlers=handlers)
     app.state.cfopt = state
+    metrics.install(app, state)   # GET /metrics and its HTTP counters
     app.add_middleware(AccessLog, state=state)
     return app
