@@ -18,8 +18,6 @@ REPORT_ARGS ?=
 COURSE_MAP  := course_map.ipynb
 # JupyterLab refuses to start as root (the usual user in Docker and cloud containers) without it.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
-# Markdown (the docs the notebooks link to) opens rendered, not in the text editor.
-LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab doctor grade report test clean
 
@@ -27,14 +25,15 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "cfopt needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml binder/overrides.json | $(BIN)/python
-	$(PIP) -e .
-	mkdir -p $(dir $(LAB_OVERRIDES)) && cp binder/overrides.json $(LAB_OVERRIDES)
+# The same specification Binder (repo2docker) builds from: binder/requirements.txt, then postBuild.
+$(VENV)/.installed: pyproject.toml binder/requirements.txt binder/postBuild binder/overrides.json | $(BIN)/python
+	$(PIP) -r binder/requirements.txt
+	NB_PYTHON_PREFIX=$(VENV) binder/postBuild
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml binder/overrides.json | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml binder/requirements.txt binder/postBuild binder/overrides.json | $(BIN)/python
 	$(PIP) -e '.[dev]'
-	mkdir -p $(dir $(LAB_OVERRIDES)) && cp binder/overrides.json $(LAB_OVERRIDES)
+	NB_PYTHON_PREFIX=$(VENV) binder/postBuild
 	touch $@ $(VENV)/.installed
 
 # Rooted at the repository, so the notebooks' links to docs/ and to each other work.
