@@ -96,6 +96,8 @@ def _get(url: str) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, b""
+    except OSError:              # not listening yet
+        return 0, b""
 
 
 RUN_NOTEBOOK = textwrap.dedent("""
