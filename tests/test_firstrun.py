@@ -155,7 +155,7 @@ def test_make_lab_from_a_fresh_clone_serves_the_repository_and_the_binder_spec_r
             assert b"jupyter-config-data" in r.read()
         status, settings = _get(f"{url}/lab/api/settings/@jupyterlab/docmanager-extension:plugin?token={token}")
         assert status == 200 and b"Markdown Preview" in settings   # docs open rendered
-        cmdline = subprocess.run(["ps", "-o", "args=", "--sid", str(proc.pid)], capture_output=True,
+        cmdline = subprocess.run(["ps", "-ww", "-o", "args=", "--sid", str(proc.pid)], capture_output=True,
                                  text=True).stdout
         if os.geteuid() == 0:
             assert "--allow-root" in cmdline, cmdline
