@@ -93,11 +93,17 @@ def _dashboard_report(args: argparse.Namespace) -> int:
     if args.prometheus:
         from .monitoring.prometheus import PrometheusExporter
         exporter = PrometheusExporter()
-    path = write_replay_report(
-        args.html, args.workload, pipeline=args.pipeline, seed=args.seed, controls=controls,
-        providers=args.providers,
-        baseline=Controls(text_model=args.text_model) if args.compare else None,
-        on_event=(lambda e, m: exporter.handle(e)) if exporter is not None else None)
+    from .progress import ReplayProgress
+    progress = ReplayProgress(prefix="replay ")
+    try:
+        path = write_replay_report(
+            args.html, args.workload, pipeline=args.pipeline, seed=args.seed, controls=controls,
+            providers=args.providers,
+            baseline=Controls(text_model=args.text_model) if args.compare else None,
+            on_event=(lambda e, m: exporter.handle(e)) if exporter is not None else None,
+            progress=progress)
+    finally:
+        progress.close()
     print(f"wrote {path}")
     if exporter is not None:
         print(f"wrote {exporter.write(args.prometheus)}")

@@ -152,14 +152,16 @@ def write_replay_report(path: str | Path, workload: str | Path, *, pipeline: str
                         seed: int = 0, profile: str = "exercise", controls: Controls | None = None,
                         providers: bool = False, baseline: Controls | None = None,
                         daily_budget_usd: float | None = None,
-                        on_event: Callable[[Event, PerformanceMonitor], None] | None = None) -> Path:
+                        on_event: Callable[[Event, PerformanceMonitor], None] | None = None,
+                        progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Replay ``workload`` with a monitor listening and write the HTML report with the targets.
 
     ``pipeline``: "optimized" (default: every optimization on, ``PipelineReplay``), "baseline",
     or "both" (the baseline first, then the optimized, compared side by side). ``providers``:
     straight to the simulated providers instead (``ProviderReplay``: a text model, a slowdown
     window), with the ``baseline`` controls run first for comparison when given.
-    ``on_event(event, monitor)`` sees every event (``cfopt.monitoring.prometheus`` exports them).
+    ``on_event(event, monitor)`` sees every event (``cfopt.monitoring.prometheus`` exports them);
+    ``progress(label, done, total)`` follows each replay (``cfopt.progress.ReplayProgress``).
     """
     from .monitor import MonitorConfig
     from ..pipeline.types import PipelineConfig
@@ -184,7 +186,12 @@ def write_replay_report(path: str | Path, workload: str | Path, *, pipeline: str
     runs: list[RunSummary] = []
     m = None
     for label, replay_, controls_ in plan:
-        m, s = monitored_run(replay_, controls_, config=config, on_event=on_event)
+        def follow(e: Event, monitor: PerformanceMonitor, label: str = label) -> None:
+            if progress is not None and e.kind == "progress":
+                progress(label, int(e.data.get("done", 0)), int(e.data.get("total", 0)))
+            if on_event is not None:
+                on_event(e, monitor)
+        m, s = monitored_run(replay_, controls_, config=config, on_event=follow)
         runs.append(summarize(label, m, requests=s.requests, errors=s.errors,
                               duration_s=s.duration_s))
     assert m is not None
