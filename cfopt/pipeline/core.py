@@ -92,6 +92,11 @@ OnTick = Callable[[int], None]
 OnOutcome = Callable[[Request, Outcome], None]
 
 
+def _view_key(r: Request) -> tuple:
+    """What routing may read of ``r``, as a key (the memos' key: no Request is made for it)."""
+    return (r.type, r.prompt, r.task, r.quality, r.priority, r.max_tokens)
+
+
 def _routing_view(r: Request) -> Request:
     """The request as routing sees it: what it may read, and hashable for the memo."""
     return Request(t=0.0, type=r.type, prompt=r.prompt, task=r.task, quality=r.quality,
@@ -291,6 +296,7 @@ class _Run:
         # A pure function of the prompt and the rules: repeats (most of the traffic) reuse it.
         self._compressed = functools.lru_cache(maxsize=65536)(p.cost.optimize_prompt)
         self._routes: dict[tuple, str] = {}
+        self._estimates: dict[tuple, float] = {}
 
     def _count_stage(self, e: Event) -> None:
         stage = e.data.get("stage") if e.data else None
@@ -375,12 +381,19 @@ class _Run:
         cost = self.p.cost
         if not self.config.routing:
             return cost.default_model(r.type)
-        view = _routing_view(r)
-        key = (view, cost.quality_bar)   # the bar is a knob: a new one routes anew
+        key = (_view_key(r), cost.quality_bar)   # the bar is a knob: a new one routes anew
         model = self._routes.get(key)
         if model is None:
-            model = self._routes[key] = cost.select_optimal_model(view).model
+            model = self._routes[key] = cost.select_optimal_model(_routing_view(r)).model
         return model
+
+    def _uncached_cost(self, r: Request, model: str) -> float:
+        """What ``r`` would cost on ``model`` with no cache (output at its cap): repeats reuse it."""
+        key = (_view_key(r), model)
+        cost = self._estimates.get(key)
+        if cost is None:
+            cost = self._estimates[key] = self.p.cost.estimate_cost(r, model)
+        return cost
 
     def _call(self, r: Request) -> tuple[Call, int]:
         """The call the cost stage makes of ``r``, and the prompt tokens compression saved."""
@@ -395,7 +408,7 @@ class _Run:
     async def _serve(self, i: int, r: Request) -> Outcome:
         c, env, arrive = self.config, self.env, self.clock.now()
         call, saved = self._call(r)
-        uncached = self.p.cost.estimate_cost(r, call.model)
+        uncached = self._uncached_cost(r, call.model)
         env.publish("cost", "uncached_cost_usd", uncached, model=call.model, type=r.type)
         if saved:
             env.publish("cost", "tokens_saved", float(saved))
