@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import CfoptError
+from .errors import CfoptError, ConfigError
 
 __all__ = ["main", "build_parser"]
 
@@ -71,20 +71,39 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .pipeline.command import report_command  # the replays load only for this command
-    return report_command(args)
+    """Print the report as JSON or a table (and write the monitor's HTML report)."""
+    from .pipeline import format_table, run_report  # the replays load only for this command
+    from .progress import ReplayProgress  # a bar per replay on a terminal, a line per replay elsewhere
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
+    progress = ReplayProgress(prefix="replay ", mode="off" if args.no_progress else None)
+    try:
+        report, monitor = run_report(
+            args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
+            only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
+            progress=progress, with_contributions=args.contributions)
+    finally:
+        progress.close()
+    if args.html:
+        from .monitoring.htmlreport import write_html_report
+        write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(report))
+    return 0
 
 
 def _dashboard_report(args: argparse.Namespace) -> int:
     from .monitoring.htmlreport import write_replay_report
-    from .monitoring.replay import Controls
-    from .errors import ConfigError
+    from .pipeline.replay import Controls
     provider_only = {"--text-model": args.text_model != "sonnet", "--slowdown": args.slowdown != 1.0,
                      "--slowdown-from": args.slowdown_from != 0.0, "--compare": args.compare}
     used = [flag for flag, given in provider_only.items() if given]
     if used and not args.providers:
-        raise ConfigError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} --providers: the pipeline chooses its own models "
-                          "and has no slowdown window (use --pipeline both to compare)")
+        raise ConfigError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} --providers: "
+                          "the pipeline chooses its own models and has no slowdown window "
+                          "(use --pipeline both to compare)")
     if args.providers and args.pipeline != "optimized":
         raise ConfigError("--pipeline needs the pipeline: leave out --providers")
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,

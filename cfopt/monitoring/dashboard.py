@@ -10,7 +10,7 @@ when the replay ``supports`` it; the others are shown disabled with the reason, 
 (``ProviderReplay`` has no cache or batching, ``PipelineReplay`` no concurrency limit or slowdown
 window).
 
->>> from cfopt.monitoring.replay import Controls, ReplaySummary
+>>> from cfopt.pipeline.replay import Controls, ReplaySummary
 >>> from cfopt.events import Event
 >>> def replay(controls, *, clock, bus):          # any callable with this shape plugs in
 ...     for i in range(120):
@@ -36,8 +36,8 @@ from ..events import Event
 from .htmlreport import comparison_table, events_list, recommendations_list
 from .monitor import MonitorConfig, PerformanceMonitor
 from ..pricing import load_catalog
+from ..pipeline.replay import Controls, Replay
 from ..progress import in_notebook, progress_bar
-from .replay import Controls, Replay
 from .runs import RunSummary, monitored_run, summarize
 
 __all__ = ["Dashboard", "PIPELINE_NOTE"]
