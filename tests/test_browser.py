@@ -143,8 +143,18 @@ def _watch_progress(page, done_text: str, finished_text: str, timeout_s: float =
                 f"last outputs: {outputs[-4:]}")
 
 
+def _shutdown_kernels(url: str, token: str) -> None:
+    """Stop every kernel of the lab (the next test starts from a quiet machine)."""
+    with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=10) as r:
+        kernels = json.loads(r.read())
+    for k in kernels:
+        req = urllib.request.Request(f"{url}/api/kernels/{k['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+
 def _open_and_run_all(page, url: str, token: str, name: str) -> None:
-    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    # A workspace of its own: the notebook a previous test opened does not come back with it.
+    page.goto(f"{url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
     page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
@@ -228,6 +238,7 @@ def test_dashboard_notebook_renders_in_chromium(lab):
             assert not [e for e in console_errors if "widget" in e.lower()], console_errors
         finally:
             browser.close()
+            _shutdown_kernels(url, token)
 
 
 def test_bonus_notebook_shows_progress_while_auto_tuning(lab):
