@@ -70,6 +70,7 @@ from ..pipeline.network import LOOKUP_S, CountingSender
 from ..pipeline.types import MEMORY_ENTRIES, MEMORY_TTL_S, STREAMED_TYPES, TEXT_TYPES
 from ..providers import Call, Providers, Result
 from ..workload import Request, strip_intent
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["Knobs", "TunableReplay", "ReplayTotals"]
 
@@ -128,7 +129,7 @@ class TunableReplay:
     """Replay ``requests`` once, with knobs that ``set_knobs`` may change while it runs."""
 
     def __init__(self, requests: Sequence[Request], knobs: Knobs | None = None, *, seed: int = 0,
-                 profile: str = "exercise", bus: EventBus | None = None,
+                 profile: str = DEFAULT_PROFILE, bus: EventBus | None = None,
                  clock: VirtualClock | None = None) -> None:
         if not requests:
             raise ConfigError("requests: a replay needs at least one request")

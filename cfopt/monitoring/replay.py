@@ -48,6 +48,7 @@ from ..pipeline.core import Pipeline
 from ..pipeline.types import MEMORY_ENTRIES, MEMORY_TTL_S, PipelineConfig
 from ..providers import Call, Faults, Providers
 from ..workload import Request
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["Controls", "ReplaySummary", "Replay", "ProviderReplay", "PipelineReplay", "MEDIA_MODELS"]
 
@@ -131,7 +132,7 @@ class ProviderReplay:
     supports = frozenset({"text_model", "image_model", "concurrency", "error_rate", "slowdown",
                           "slowdown_from_s", "slowdown_until_s", "daily_budget_usd", "quality_bar"})
 
-    def __init__(self, requests: Sequence[Request], *, seed: int = 0, profile: str = "exercise") -> None:
+    def __init__(self, requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT_PROFILE) -> None:
         if not requests:
             raise ConfigError("a replay needs at least one request")
         self.requests = list(requests)
@@ -230,7 +231,7 @@ class PipelineReplay:
 
     supports = frozenset({"error_rate", "quality_bar", "cache_capacity", "cache_ttl_s", "batching"})
 
-    def __init__(self, requests: Sequence[Request], *, seed: int = 0, profile: str = "exercise",
+    def __init__(self, requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT_PROFILE,
                  config: PipelineConfig | None = None) -> None:
         if not requests:
             raise ConfigError("a replay needs at least one request")

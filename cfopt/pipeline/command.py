@@ -18,6 +18,7 @@ from .score import limits
 from ..providers import Faults
 from .report import build_report, format_table
 from ..workload import load
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["run_report", "contributions", "report_command"]
 
@@ -25,23 +26,24 @@ _KEPT = ("optimized_cost_usd", "optimized_calls", "hit_rate", "p95_ms", "avg_ms"
 
 
 def contributions(requests: Sequence[Any], config: PipelineConfig, baseline: Any, lim: Any, *,
-                  seed: int = 0, profile: str = "exercise", faults: Faults | None = None,
-                  redis_url: str | None = None) -> dict[str, dict[str, float]]:
+                  seed: int = 0, profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
+                  redis_url: str | None = None, speeds: str | None = None) -> dict[str, dict[str, float]]:
     """Replay once without each optimization of ``config``: what each one contributes."""
     out = {}
     for name in config.applied:
         on = [n for n in config.applied if n != name]
         run = Pipeline(PipelineConfig.select(only=on) if on else PipelineConfig.baseline(),
-                       seed=seed, profile=profile, faults=faults, redis_url=redis_url).run(requests)
+                       seed=seed, profile=profile, faults=faults, redis_url=redis_url,
+                       speeds=speeds).run(requests)
         d = build_report(requests, baseline, run, lim)["details"]
         out[f"without {name}"] = {k: d[k] for k in _KEPT}
     return out
 
 
-def run_report(workload: str, *, seed: int = 0, profile: str = "exercise",
+def run_report(workload: str, *, seed: int = 0, profile: str = DEFAULT_PROFILE,
                redis_url: str | None = None, only: Sequence[str] = (), without: Sequence[str] = (),
                fault_rate: float = 0.0, progress: Any = None,
-               with_contributions: bool = False) -> tuple[dict[str, Any], Any]:
+               with_contributions: bool = False, speeds: str | None = None) -> tuple[dict[str, Any], Any]:
     """Replay ``workload`` through both pipelines; return the report and the monitor.
 
     ``with_contributions`` adds ``contributions``: the figures without each optimization.
@@ -57,16 +59,16 @@ def run_report(workload: str, *, seed: int = 0, profile: str = "exercise",
     bus.subscribe(lambda e: heard.__setitem__(0, heard[0] + 1))
     monitor = PerformanceMonitor(bus=bus, config=MonitorConfig(retention_s=None))
     baseline, optimized = run_both(requests, config, seed=seed, profile=profile, faults=faults,
-                                   redis_url=redis_url, bus=bus, progress=progress)
+                                   redis_url=redis_url, bus=bus, progress=progress, speeds=speeds)
     recs = [r.message for r in monitor.generate_report().recommendations]
-    lim = limits(requests, seed=seed, profile=profile)
+    lim = limits(requests, seed=seed, profile=profile, speeds=speeds)
     report = build_report(requests, baseline, optimized, lim, monitor_events=heard[0],
                           monitor_recs=recs)
     if with_contributions:
         report["contributions"] = {"all on": {k: report["details"][k] for k in _KEPT},
                                    **contributions(requests, config, baseline, lim, seed=seed,
                                                    profile=profile, faults=faults,
-                                                   redis_url=redis_url)}
+                                                   redis_url=redis_url, speeds=speeds)}
     return report, monitor
 
 
@@ -87,7 +89,7 @@ def report_command(args: Any) -> int:
         args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
         only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
         progress=_progress_bar if (sys.stderr.isatty() and not args.no_progress) else None,
-        with_contributions=args.contributions)
+        with_contributions=args.contributions, speeds=getattr(args, "speeds", None))
     if args.html:
         from ..monitoring.htmlreport import write_html_report
         write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")

@@ -63,6 +63,7 @@ from .types import (OPTIMIZATIONS, PREMIUM, STREAMED_TYPES, TEXT_TYPES,
 from ..providers import Call, Faults, Providers, Result
 from ..batching.resilience import Resilience, RetryPolicy
 from ..workload import Request, strip_intent
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["OPTIMIZATIONS", "PREMIUM", "TEXT_TYPES", "PipelineConfig", "Outcome", "RunResult",
            "Pipeline", "run_both"]
@@ -85,13 +86,15 @@ class Pipeline:
     """
 
     def __init__(self, config: PipelineConfig | None = None, *, seed: int = 0,
-                 profile: str = "exercise", faults: Faults | None = None,
+                 profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
                  redis_url: str | None = None, bus: EventBus | None = None,
                  cache_dir: str | None = None, clock: VirtualClock | None = None,
                  disk_path: str | os.PathLike | None = None, redis_namespace: str | None = None,
-                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None) -> None:
+                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None,
+                 speeds: str | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
+        self.speeds = speeds   # the catalog's speed level (optimistic, median, pessimistic)
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
         self.clock = clock   # None: a fresh virtual clock for every run
@@ -126,7 +129,8 @@ class _Run:
         c = self.config = p.config
         self.requests, self.bus, self.progress = requests, p.bus, progress
         self.clock = p.clock if p.clock is not None else VirtualClock()
-        self.providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults)
+        self.providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults,
+                                   speeds=p.speeds)
         self.catalog = self.providers.catalog
         self.pool = ConnectionPool(self.clock, pooled=c.pooling)
         self.counter = CountingSender(ConnectedSender(self.providers, self.pool))
@@ -311,14 +315,15 @@ class _Run:
 
 
 def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, *, seed: int = 0,
-             profile: str = "exercise", faults: Faults | None = None,
+             profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
              redis_url: str | None = None, bus: EventBus | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> tuple[RunResult, RunResult]:
+             progress: Callable[[str, int, int], None] | None = None,
+             speeds: str | None = None) -> tuple[RunResult, RunResult]:
     """Replay ``requests`` through the baseline, then through ``config`` (default: all on)."""
     runs = []
     for name, cfg, b in (("baseline", PipelineConfig.baseline(), None),
                          ("optimized", config or PipelineConfig(), bus)):
         tick = (lambda done, total, name=name: progress(name, done, total)) if progress else None
         runs.append(Pipeline(cfg, seed=seed, profile=profile, faults=faults, redis_url=redis_url,
-                             bus=b).run(requests, tick))
+                             bus=b, speeds=speeds).run(requests, tick))
     return runs[0], runs[1]

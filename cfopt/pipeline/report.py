@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..cache.normalize import normalize_prompt
-from .core import RunResult, TEXT_TYPES
+from .core import PREMIUM, RunResult, TEXT_TYPES
 from .score import Limits, false_hits, first_of_intent, quality_kept
 
 __all__ = ["Targets", "build_report", "format_table", "pct", "money"]
@@ -94,7 +94,7 @@ def _applied(run: RunResult) -> list[str]:
     text_calls = [o for o in calls if o.type in TEXT_TYPES]
     for name in run.config.applied:
         if name == "routing":
-            below = sum(o.model != "claude-opus-4-5" for o in text_calls)
+            below = sum(o.model != PREMIUM["text"] for o in text_calls)
             out.append(f"routing: {below} of {len(text_calls)} text/analysis calls on a model "
                        f"cheaper than opus; {sum(o.model == 'flux_schnell' for o in calls)} images "
                        "on flux_schnell")

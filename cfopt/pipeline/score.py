@@ -33,6 +33,7 @@ from ..errors import ProviderError
 from .core import TEXT_TYPES, RunResult
 from ..providers import Call, Providers
 from ..workload import Request, workload_stats
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["Limits", "limits", "false_hits", "quality_kept", "first_of_intent"]
 
@@ -51,11 +52,11 @@ def _intent_of(r: Request, i: int) -> str:
     return r.intent if r.intent is not None else f"\x00unlabelled:{i}"  # its own intent
 
 
-def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = "exercise",
-           optimizer: CostOptimizer | None = None) -> Limits:
+def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT_PROFILE,
+           optimizer: CostOptimizer | None = None, speeds: str | None = None) -> Limits:
     """The hit-rate ceilings and the cost floor of ``requests``."""
     stats = workload_stats(requests)
-    providers = Providers(seed=seed, profile=profile)
+    providers = Providers(seed=seed, profile=profile, speeds=speeds)
     optimizer = optimizer or CostOptimizer(providers.catalog)
     seen: set[str] = set()
     total, calls = 0.0, 0

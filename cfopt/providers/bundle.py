@@ -35,10 +35,10 @@ class Providers:
 
     def __init__(self, seed: int = 0, clock: Clock | None = None, profile: str = DEFAULT_PROFILE,
                  faults: Faults | Mapping[str, Faults] | None = None,
-                 rate_tier: str | None = None) -> None:
+                 rate_tier: str | None = None, speeds: str | None = None) -> None:
         self.seed = seed
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.catalog = load_catalog(profile, rate_tier=rate_tier)
+        self.catalog = load_catalog(profile, rate_tier=rate_tier, speeds=speeds)
         per = self._faults_by_provider(faults)
         common = dict(clock=self.clock, catalog=self.catalog)
         self.claude = ClaudeProvider(seed=derive_seed(seed, "anthropic"), faults=per["anthropic"],
@@ -65,7 +65,7 @@ class Providers:
 
     def __repr__(self) -> str:
         return (f"Providers(seed={self.seed}, clock={self.clock!r}, profile={self.catalog.profile!r}, "
-                f"rate_tier={self.catalog.rate_tier!r})")
+                f"rate_tier={self.catalog.rate_tier!r}, speeds={self.catalog.speeds!r})")
 
     def __iter__(self):
         return iter(self._by_name.values())

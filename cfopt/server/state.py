@@ -7,9 +7,9 @@ which random fault rates cannot promise (a test needs "the first call fails, the
 
 >>> plan = FaultPlan()
 >>> plan.add(["overloaded"], provider="anthropic")
->>> type(plan.take("anthropic", model="claude-haiku-4-5")).__name__
+>>> type(plan.take("anthropic", model="claude-haiku-5-5")).__name__
 'Overloaded'
->>> plan.take("anthropic", model="claude-haiku-4-5") is None
+>>> plan.take("anthropic", model="claude-haiku-5-5") is None
 True
 >>> stats = ServerStats(); stats.count_request("messages", 200, cost_usd=0.002)
 >>> stats.snapshot()["requests"], stats.snapshot()["by_route"]
@@ -138,7 +138,8 @@ class ServerState:
         if providers is None:
             from ..providers import Providers  # the bundle of simulated providers
             providers = Providers(seed=self.config.seed, clock=self.clock, profile=self.config.profile,
-                                  faults=self.config.faults, rate_tier=self.config.rate_tier)
+                                  faults=self.config.faults, rate_tier=self.config.rate_tier,
+                                  speeds=self.config.speeds)
         self.providers = providers
         self.stats = ServerStats()
         self.fault_plan = FaultPlan()
