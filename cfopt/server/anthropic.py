@@ -138,8 +138,8 @@ def _tools(body: dict[str, Any]) -> tuple[str, str | None]:
         if not isinstance(choice, dict) or choice.get("type") not in ("auto", "none", "any", "tool"):
             raise _bad("tool_choice.type: must be 'auto', 'any', 'tool' or 'none'")
         if choice["type"] in ("any", "tool"):
-            raise _bad(f"tool_choice: {choice['type']!r} forces a tool call, which cfopt does not "
-                       "simulate (its model answers in text); use 'auto' or 'none'")
+            raise _bad(f"tool_choice: {choice['type']!r} forces a tool call: not simulated by cfopt "
+                       "(its model answers in text); use 'auto' or 'none'")
     if tools is None:
         return "", None
     if not isinstance(tools, list):

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import ConfigError, ProviderError
+from ..errors import ConfigError, InvalidRequest, ProviderError
 from ..pricing import ModelInfo
 from ..providers.base import Call, Result
 from .state import ServerState
@@ -144,6 +144,8 @@ async def submit(request: Request) -> Response:
         if planned is not None:
             raise planned
         result = state.providers.fal.simulate(call)
+    except InvalidRequest as e:   # fal answers a request it cannot run with 422
+        raise _bad(str(e)) from None
     except ProviderError as e:
         wire = provider_error(e, time_scale=scale, style="fal")
         if e.status < 500:  # a bad request or a rate limit is refused at the door

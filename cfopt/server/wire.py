@@ -76,7 +76,7 @@ def error_response(e: WireError, request: Request | str | None = None) -> Respon
     """
     request_id = request if isinstance(request, str) else request_id_of(request)
     headers = dict(e.headers)
-    if request_id:
+    if request_id and isinstance(request, str):   # in the app, the middleware sets the header
         headers["request-id"] = request_id
     if e.style == "unsplash" and e.status == 403:
         return PlainTextResponse(e.message, status_code=403, headers=headers)
