@@ -336,7 +336,7 @@ def test_a_model_that_keeps_ignoring_the_format_stops_being_grouped():
         bp.add_task(t)
     results = clock.run(bp.process_all())
     assert all(r.ok for r in results) and bp.stats.grouped_calls == 3
-    assert bp.stats.grouping_stopped == ["claude-haiku-4-5"] and len(fake.calls) == 3 + 50
+    assert bp.stats.grouping_stopped == ["claude-haiku-5-5"] and len(fake.calls) == 3 + 50
 
 
 def test_a_reply_that_splits_resets_the_count_and_provider_errors_do_not_count():

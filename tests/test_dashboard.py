@@ -109,7 +109,7 @@ def test_dashboard_updates_live_and_compares_runs(tiny):
     assert second.cost_usd < first.cost_usd
     table = dash.compare_box.value
     assert "run 1" in table and "run 2" in table and re.search(r"cost \(USD\).*?-\d+%", table)
-    assert dash.inputs["text_model"].value == "claude-haiku-4-5"     # inputs follow the run
+    assert dash.inputs["text_model"].value == "claude-haiku-5-5"     # inputs follow the run
     assert dash.recs_box.value.count("<li") == len(dash.monitor.generate_report().recommendations)
 
 
@@ -252,7 +252,7 @@ def test_routing_by_quality_bar_lowers_the_cost(tiny):
     premium, _ = monitored_run(replay, Controls(text_model="opus"))
     routed, summary = monitored_run(replay, Controls(text_model="opus", quality_bar=0.9))
     assert routed.spent_usd() < premium.spent_usd()
-    assert "claude-haiku-4-5" in summary.calls_by_model
+    assert "claude-haiku-5-5" in summary.calls_by_model
 
 
 def test_a_broken_replay_listener_is_not_hidden(tiny):
