@@ -119,9 +119,7 @@ def test_warming_on_a_generated_workload_is_accounted_for():
     reqs = generate(1200, seed=5, duration_s=1800)
     r = evaluate_warming(reqs, WarmingConfig(k=3))
     assert r.test_requests == len(reqs) - len(reqs) // 2
-    # Each test request is served or refused: warming spends Unsplash's hourly allowance (50 a
-    # demo app at list prices), so the warm arm can see a 403 the cold arm does not.
-    assert r.cold.requests + r.cold.errors == r.warm.requests + r.warm.errors == r.test_requests
+    assert r.cold.requests == r.warm.requests == r.test_requests
     assert r.cold.warmed == 0 and r.warm.warmed > 0
     assert r.warm.warmed == r.warm.warm_used + r.warm.wasted
     assert 0 <= r.warm.wasted_cost_usd <= r.warm.warm_cost_usd
