@@ -121,7 +121,8 @@ class Pipeline:
                  redis_url: str | None = None, bus: EventBus | None = None,
                  cache_dir: str | None = None, clock: VirtualClock | None = None,
                  disk_path: str | os.PathLike | None = None, redis_namespace: str | None = None,
-                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None) -> None:
+                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None,
+                 speeds: str | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
         if not isinstance(self.config, PipelineConfig):
             raise ConfigError(f"config must be a PipelineConfig, got {type(self.config).__name__}")
@@ -133,6 +134,7 @@ class Pipeline:
         self.batching = batching if batching is not None else BatchProcessor()
         self.monitor = monitor
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
+        self.speeds = speeds   # the catalog's model speeds: optimistic, median or pessimistic
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
         self.clock = clock if clock is not None else VirtualClock()
@@ -257,7 +259,8 @@ class _Run:
         self.p, self.requests, self.progress = p, requests, progress
         self.clock, self.bus = p.clock, p.bus
         self.t0 = self.clock.now()
-        providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults)
+        providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults,
+                              speeds=p.speeds)
         self.events_by_stage: dict[str, int] = {}
         self.bus.subscribe(self._count_stage)
         self.counter = CountingSender(providers, on_result=self._paid)
@@ -587,7 +590,8 @@ def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, 
              profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
              redis_url: str | None = None, bus: EventBus | None = None, monitor: Any = None,
              stages: dict[str, Any] | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> tuple[RunResult, RunResult]:
+             progress: Callable[[str, int, int], None] | None = None,
+             speeds: str | None = None) -> tuple[RunResult, RunResult]:
     """Replay ``requests`` through the baseline, then through ``config`` (default: all on).
 
     ``stages`` (``{"cost": MyCostOptimizer(), ...}``) replace the optimized pipeline's defaults;
@@ -599,5 +603,5 @@ def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, 
                                  {**(stages or {}), "monitor": monitor})):
         tick = (lambda done, total, name=name: progress(name, done, total)) if progress else None
         runs.append(Pipeline(cfg, seed=seed, profile=profile, faults=faults, redis_url=redis_url,
-                             bus=b, **extra).run(requests, tick))
+                             bus=b, speeds=speeds, **extra).run(requests, tick))
     return runs[0], runs[1]

@@ -59,7 +59,8 @@ def _intent_of(r: Request, i: int) -> str:
 
 
 def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT_PROFILE,
-           optimizer: CostOptimizer | None = None, quality_bar: float = QUALITY_BAR) -> Limits:
+           optimizer: CostOptimizer | None = None, quality_bar: float = QUALITY_BAR,
+           speeds: str | None = None) -> Limits:
     """The hit-rate ceilings, both cost floors and the latency floor of ``requests``.
 
     - ``router_floor_usd``: every distinct intent made once (its first request), on the model
@@ -78,7 +79,7 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
       low-priority text), every repeat at a memory-cache read; the 95th percentile of that.
     """
     stats = workload_stats(requests)
-    providers = Providers(seed=seed, profile=profile)
+    providers = Providers(seed=seed, profile=profile, speeds=speeds)
     catalog = providers.catalog
     optimizer = optimizer or CostOptimizer(catalog)
     counts: dict[str, int] = {}
