@@ -67,7 +67,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
 from ..batching.processor import BatchProcessor
-from ..batching.types import Task
+from ..batching.types import BatchConfig, Task
 from ..cache.dedup import ContentDeduplication
 from ..cache.keys import cache_key
 from ..cache.layers.base import check_namespace
@@ -78,7 +78,7 @@ from ..cost.optimizer import CostOptimizer
 from ..errors import CfoptError, ConfigError
 from ..events import Event, EventBus
 from ..latency.optimizer import PerformanceOptimizer
-from ..pricing import DEFAULT_PROFILE
+from ..pricing import DEFAULT_PROFILE, load_catalog
 from ..providers import Call, Faults, Providers, Result
 from ..workload import TEXT_TYPES, Request, strip_intent
 from .env import STAGES, RunEnv
@@ -131,7 +131,11 @@ class Pipeline:
         # Micro-batching off by default: merging interactive text saves requests, not money,
         # and every merged answer waits for the whole reply (notebook 04 measures it).
         self.latency = latency if latency is not None else PerformanceOptimizer(max_batch_size=1)
-        self.batching = batching if batching is not None else BatchProcessor()
+        # Deferred media as many at once as fal runs for an account (the catalog's figure): the
+        # rest waits in the batching stage's priority queue, not in fal's first-come queue.
+        self.batching = batching if batching is not None else BatchProcessor(
+            config=BatchConfig(concurrency=int(load_catalog(profile).provider_figures.get(
+                "fal", {}).get("max_concurrency", BatchConfig().concurrency))))
         self.monitor = monitor
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
         self.speeds = speeds   # the catalog's model speeds: optimistic, median or pessimistic
