@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..pipeline.replay import Controls, PipelineReplay, ProviderReplay, Replay
 from .runs import RunSummary, compare, monitored_run, summarize
 from ..workload import load
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["html_report", "write_html_report", "write_replay_report", "stats_table",
            "recommendations_list", "events_list", "comparison_table", "targets_table", "PIPELINES"]
@@ -149,7 +150,7 @@ def targets_table(run: RunSummary, m: PerformanceMonitor, baseline: RunSummary |
 
 
 def write_replay_report(path: str | Path, workload: str | Path, *, pipeline: str = "optimized",
-                        seed: int = 0, profile: str = "exercise", controls: Controls | None = None,
+                        seed: int = 0, profile: str = DEFAULT_PROFILE, controls: Controls | None = None,
                         providers: bool = False, baseline: Controls | None = None,
                         daily_budget_usd: float | None = None,
                         on_event: Callable[[Event, PerformanceMonitor], None] | None = None,

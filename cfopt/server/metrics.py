@@ -22,13 +22,13 @@ Cost counts what was decided: a canceled batch request stays counted here, while
 >>> from cfopt.server.app import create_app
 >>> from cfopt.server.config import ServerConfig
 >>> with TestClient(create_app(ServerConfig(time_scale=1000))) as client:
-...     _ = client.post("/v1/messages", headers={"x-api-key": "k"},
-...                     json={"model": "haiku", "max_tokens": 20,
+...     _ = client.post("/v1/messages", headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+...                     json={"model": "claude-haiku-4-5", "max_tokens": 20,
 ...                           "messages": [{"role": "user", "content": "A tagline for tea"}]})
 ...     page = client.get("/metrics").text
 >>> 'cfopt_http_requests_total{route="messages",status="200"} 1.0' in page
 True
->>> 'cfopt_tokens_total{kind="output",model="claude-haiku-4-5"}' in page
+>>> 'cfopt_tokens_total{kind="output",model="claude-haiku-4-5' in page
 True
 """
 from __future__ import annotations
