@@ -40,12 +40,10 @@ from cfopt.cache.dedup import DEFAULT_THRESHOLD  # noqa: E402
 from cfopt.cache.evaluate import (evaluate_workload, halves, load_mrpc, load_pairs,  # noqa: E402
                                   mrpc_dir, precision_recall, recall_at_precision)
 from cfopt.cache.judge import JUDGE_ACCURACY, JUDGE_SOURCE  # noqa: E402
-from cfopt.cache.semantic import DEFAULT_FLOOR, BoundedSemanticLayer, SemanticConfig  # noqa: E402
-from cfopt.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from cfopt.pipeline.score import false_hits  # noqa: E402
-from cfopt.cache.replay import replay  # noqa: E402
+from cfopt.cache.semantic import DEFAULT_FLOOR, BoundedSemanticLayer  # noqa: E402
 from cfopt.clock import VirtualClock  # noqa: E402
-from cfopt.providers import Providers  # noqa: E402
+from cfopt.pipeline import Pipeline, PipelineConfig, replay_cache  # noqa: E402
+from cfopt.pipeline.score import false_hits  # noqa: E402
 from cfopt.workload import generate, load, workload_stats  # noqa: E402
 
 MEMORY_ENTRIES = 200
@@ -74,10 +72,9 @@ def hit_rates(requests, redis: RedisLayer | None, tmp: str) -> None:
               DiskLayer(f"{tmp}/cache.sqlite", clock=clock), CDNLayer(f"{tmp}/cdn", clock=clock)]
     if redis:
         layers.append(redis)
-    m = CacheManager(layers, provider=Providers(seed=0, clock=clock), clock=clock,
-                     dedup=ContentDeduplication())
+    m = CacheManager(layers, clock=clock, dedup=ContentDeduplication())
     t0 = time.perf_counter()
-    rep = replay(requests, m)
+    rep = replay_cache(requests, m)
     took = time.perf_counter() - t0
     stats = m.stats
     n = rep.requests
@@ -334,8 +331,9 @@ def workloads(requests, quick: bool) -> None:
           f"{'false/semantic':>15} {'judge calls':>11} {'cost':>8}")
     for name, reqs in sets:
         ceiling = workload_stats(reqs).hit_rate_ceiling
-        for label, semantic in (("static", None), ("bounded", SemanticConfig(delta=0.01))):
-            run = Pipeline(PipelineConfig(), semantic=semantic).run(reqs)
+        for label, near in (("static", dict(dedup=ContentDeduplication())),
+                            ("bounded", dict(semantic=BoundedSemanticLayer(delta=0.01)))):
+            run = Pipeline(PipelineConfig(), cache=CacheManager(**near)).run(reqs)
             hits = sum(o.from_cache for o in run.outcomes) / len(reqs)
             sem = sum(o.source.startswith("semantic:") for o in run.outcomes)
             wrong = false_hits(reqs, run)

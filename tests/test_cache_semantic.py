@@ -13,7 +13,7 @@ from cfopt.cache.evaluate import (evaluate_workload, load_mrpc, mrpc_dir, precis
                                   recall_at_precision)
 from cfopt.cache.judge import JUDGE_ACCURACY, SimulatedJudge
 from cfopt.cache.pairmodel import BAND_EDGES, DEFAULT_STATE_PATH, Band, PairModel, SemanticState
-from cfopt.cache.semantic import BoundedSemanticLayer, SemanticConfig
+from cfopt.cache.semantic import BoundedSemanticLayer
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from cfopt.pipeline import Pipeline, PipelineConfig
@@ -167,7 +167,8 @@ WORKLOADS = {"bundled hour": lambda: load("datasets/contentflow_1h.jsonl"),
 def test_through_the_pipeline_false_hits_stay_under_delta_near_the_ceiling(name):
     requests = WORKLOADS[name]()
     delta = 0.01
-    run = Pipeline(PipelineConfig(), semantic=SemanticConfig(delta=delta)).run(requests)
+    run = Pipeline(PipelineConfig(),
+                   cache=CacheManager(semantic=BoundedSemanticLayer(delta=delta))).run(requests)
     semantic = [o for o in run.outcomes if o.source.startswith("semantic:")]
     wrong = false_hits(requests, run)
     hits = sum(o.from_cache for o in run.outcomes) / len(requests)

@@ -10,7 +10,8 @@
 - ``semantic``: ``BoundedSemanticLayer``, near-duplicates within a stated false-hit bound
   (``pairmodel``: its evidence; ``judge``: ``SimulatedJudge``, the verification it pays for;
   ``calibrate``: its starting state, learned offline)
-- ``belady``: the optimal hit rate no eviction policy can beat; ``replay``: a workload through a manager
+- ``belady``: the optimal hit rate no eviction policy can beat (a workload replays through a
+  manager in ``cfopt.pipeline.replay_cache``)
 """
 from .belady import belady_hit_rate, lru_hit_rate, replay_hit_rate
 from .dedup import ContentDeduplication

@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Hashable
+from typing import Any, Hashable
 
 from ..errors import ConfigError
 from .dedup import DEFAULT_THRESHOLD, Candidate, ContentDeduplication
-from .judge import JUDGE_ACCURACY, Judge
+from .judge import JUDGE_ACCURACY, Judge, SimulatedJudge
 from .pairmodel import BAND_EDGES, Band, SemanticState, band_of, pair_features
 from .records import Match, SemanticStats
 from .text import features
@@ -95,6 +95,16 @@ class Decision:
     audit: bool = False                # a hit verified in the background all the same
 
 
+class _RunSender:
+    """The run's sender, read when a call is sent (the batching stage sets it after binding)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    async def asend(self, call: Any) -> Any:
+        return await (self.env.sender or self.env.counter).asend(call)
+
+
 @dataclass
 class _Entry:
     """An entry's own verdicts: (band, the judge said it served the request)."""
@@ -141,6 +151,28 @@ class BoundedSemanticLayer:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    # -- as part of a pipeline's cache stage ---------------------------------------------------
+    def reset(self) -> None:
+        """Forget every entry and every verdict: back to the state it was built with."""
+        self.index = ContentDeduplication(self.index.threshold, short_terms=self.index.short_terms,
+                                          floor=self.index.floor)
+        self.bands = [Band(c, w) for c, w in self.state.bands]
+        self._entries.clear()
+        self._unions.clear()
+        self._spent = 0.0
+        self._counts = dict.fromkeys(self._counts, 0)
+
+    def bind(self, env: Any) -> None:
+        """Start a pipeline run afresh (``reset``). Without a judge of its own, the layer pays
+        the run's simulated one when the run lends its knowledge (``env.extra["judge_truth"]``):
+        a haiku call through the run's sender, counted and priced like every other call."""
+        self.reset()
+        truth = getattr(env, "extra", {}).get("judge_truth")
+        if truth is not None and (self.judge is None or getattr(self.judge, "_lent", False)):
+            self.judge = SimulatedJudge(_RunSender(env), truth, accuracy=self.config.judge_accuracy,
+                                        seed=env.seed, asynchronous=True)
+            self.judge._lent = True   # type: ignore[attr-defined]  # the next run lends its own
 
     @property
     def delta(self) -> float:
