@@ -171,7 +171,7 @@ def test_through_the_pipeline_false_hits_stay_under_delta_near_the_ceiling(name)
                    cache=CacheManager(semantic=BoundedSemanticLayer(delta=delta))).run(requests)
     semantic = [o for o in run.outcomes if o.source.startswith("semantic:")]
     wrong = false_hits(requests, run)
-    hits = sum(o.from_cache for o in run.outcomes) / len(requests)
+    hits = sum(o.from_cache or o.shared for o in run.outcomes) / len(requests)   # no own call
     ceiling = workload_stats(requests).hit_rate_ceiling
     assert wrong / max(1, len(semantic)) <= delta and wrong / len(requests) < 0.005
     assert len(semantic) > 0.08 * len(requests)

@@ -302,7 +302,7 @@ class CacheManager:
             (self.semantic or self.dedup).discard(match_key)
             return None
         if self.semantic is not None and decision.audit:
-            self._check(call, value, decision)
+            self._audit(call, value, decision)
         return Served(value, f"semantic:{layer}", match_key, match_prompt, score)
 
     def coalesce_key(self, call: Call, *, tenant: str = "public", type: str | None = None,
@@ -501,7 +501,7 @@ class CacheManager:
         self._verifying.add(task)
         task.add_done_callback(self._verifying.discard)
 
-    def _check(self, call: Call, cached: Result, decision: Decision) -> None:
+    def _audit(self, call: Call, cached: Result, decision: Decision) -> None:
         """Audit a hit just served: a fresh answer and a judge call, paid, not waited for."""
         assert self.semantic is not None and decision.candidate is not None
         judge = self.semantic.judge
