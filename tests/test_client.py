@@ -11,6 +11,8 @@ import logging
 import httpx
 import pytest
 
+from cfopt.pricing import load_catalog
+
 from cfopt.latency.client import AsyncCfoptClient, CfoptClient, PoolStats
 from cfopt.errors import (AuthenticationError, InvalidRequest, NotFound, Overloaded,
                           ProviderTimeout, RateLimited, ServerError)
@@ -136,7 +138,9 @@ def test_every_endpoint_through_the_sync_client(serve, caplog):
             pass
         assert client.fal_result("fal-ai/flux/schnell", job["request_id"])["images"][0]["url"]
         photos = client.search_photos("lighthouse", per_page=5)
-        assert len(photos["results"]) == 5 and photos["ratelimit"] == {"limit": "50", "remaining": "49"}
+        limit = load_catalog().photo.hard_limit_per_hour   # the default profile's hourly limit
+        assert len(photos["results"]) == 5
+        assert photos["ratelimit"] == {"limit": str(limit), "remaining": str(limit - 1)}
         with pytest.raises(NotFound):
             client.messages("claude-nope", "hi")
     assert PLANTED not in caplog.text
