@@ -10,6 +10,8 @@
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
+    cfopt budget reconcile --redis URL --prefix P --ledger FILE [--ledger FILE ...]
+                           [--from-zero] [--force] [--dry-run]
 
 Each command is a thin layer over the library; errors print one line naming the problem and
 exit with status 2 (bad input) or 1 (a check that did not pass).
@@ -82,6 +84,19 @@ def _dashboard_report(args: argparse.Namespace) -> int:
 def _loadtest(args: argparse.Namespace) -> int:
     from .bonus.loadtest import loadtest_command  # httpx loads only for this command
     return loadtest_command(args)
+
+
+def _budget_reconcile(args: argparse.Namespace) -> int:
+    from .cost.budget_store import RedisStore, reconcile
+    store = RedisStore(args.redis, prefix=args.prefix)
+    try:
+        done = reconcile(store, args.ledger, from_zero=args.from_zero, force=args.force,
+                         dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(done.format())
+    print("dry run: nothing written" if args.dry_run else "reconciled: reservations are allowed again")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
                     default="messages")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_loadtest)
+
+    bu = sub.add_parser("budget", help="operate budgets kept in Redis")
+    bu_sub = bu.add_subparsers(dest="budget_command", required=True)
+    rc = bu_sub.add_parser("reconcile", help="rebuild lost budget counters from the usage ledger "
+                           "and let reservations through again")
+    rc.add_argument("--redis", required=True, help="the budget's Redis URL")
+    rc.add_argument("--prefix", default="cfopt:budget", help="the budget's key prefix")
+    rc.add_argument("--ledger", action="append", default=[],
+                    help="a usage ledger file (repeat for one file per process)")
+    rc.add_argument("--from-zero", action="store_true",
+                    help="no ledger: restart from empty counters (the spend so far is forgotten)")
+    rc.add_argument("--force", action="store_true",
+                    help="rebuild even though the budget is not marked reset (stop its traffic first)")
+    rc.add_argument("--dry-run", action="store_true", help="show what would be written")
+    rc.set_defaults(func=_budget_reconcile)
     return parser
 
 

@@ -213,13 +213,13 @@ class _Watched(MemoryStore):
         super().__init__()
         self.limits, self.worst = limits, 0
 
-    def try_reserve(self, keys, limits, amount):
-        i = super().try_reserve(keys, limits, amount)
+    def try_reserve(self, keys, limits, amount, **kw):
+        out = super().try_reserve(keys, limits, amount, **kw)
         with self._lock:
             for key, limit in zip(keys, limits):
                 assert self._values[key] <= limit, "a reservation passed the budget"
                 self.worst = max(self.worst, self._values[key])
-        return i
+        return out
 
 
 class _SlowClaude(ClaudeProvider):
