@@ -51,6 +51,7 @@ from ..cache.dedup import ContentDeduplication
 from ..cache.layers.base import check_namespace
 from ..cache.policy import TTLPolicy
 from ..clock import VirtualClock
+from ..scratch import scratch_dir
 from ..cost.compress import compress_prompt
 from ..cost.optimizer import CostOptimizer
 from ..errors import CfoptError, ConfigError
@@ -114,7 +115,7 @@ class Pipeline:
         """Replay ``requests`` (their ``intent`` removed first) and return every outcome."""
         # The disk layer lives for one replay only: in RAM when the system offers it.
         where = self.cache_dir or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-        with tempfile.TemporaryDirectory(prefix="cfopt-replay-", dir=where) as tmp:
+        with scratch_dir("cfopt-replay-", dir=where) as tmp:   # removed on signals too
             return _Run(self, strip_intent(requests), tmp, progress).result()
 
 
