@@ -8,6 +8,8 @@
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
                  [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
+                [--api-key KEY] [--header-timeout S] [--body-timeout S] [--batch-retention S]
+                [--fal-retention S] [--max-retained N]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
     cfopt budget reconcile --redis URL --prefix P --ledger FILE [--ledger FILE ...]
@@ -152,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--handshake-ms", type=float, default=0.0,
                     help="hold each new connection's first request this long (a remote API's TCP+TLS set-up)")
     sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    sv.add_argument("--api-key", default=None,
+                    help="accept only this API key, on every route (default: any non-empty key)")
+    sv.add_argument("--header-timeout", type=float, default=10.0,
+                    help="wall seconds a client may take to send a request's head (then 408)")
+    sv.add_argument("--body-timeout", type=float, default=30.0,
+                    help="wall seconds a client may take to send a request's body (then 408)")
+    sv.add_argument("--batch-retention", type=float, default=None,
+                    help="simulated seconds a batch is kept after creation (default: 29 days)")
+    sv.add_argument("--fal-retention", type=float, default=None,
+                    help="simulated seconds a fal.ai result is kept after completion (default: 1 h)")
+    sv.add_argument("--max-retained", type=int, default=20_000,
+                    help="batch requests, and fal.ai jobs, kept at most (oldest go first)")
     sv.set_defaults(func=_serve)
 
     rp = sub.add_parser("report", help="replay a workload through the baseline and the optimized pipeline")

@@ -51,6 +51,8 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> int | None:
 def lone_surrogate(value: Any, path: str = "") -> str | None:
     """The dotted path of the first string (or key) holding a lone surrogate, else None.
 
+    A key that holds one appears in the path escaped (``\\ud800``), so the path can be printed.
+
     The path of a top-level string is ``""``; call on already-parsed JSON whose depth is
     bounded (``too_deep``), since this walks it recursively.
     """
@@ -58,7 +60,8 @@ def lone_surrogate(value: Any, path: str = "") -> str | None:
         return path if _SURROGATE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")  # printable
+            here = f"{path}.{shown}" if path else shown
             if isinstance(key, str) and _SURROGATE.search(key):
                 return here
             found = lone_surrogate(item, here)

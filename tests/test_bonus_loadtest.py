@@ -85,7 +85,7 @@ def server():
 
 
 def _stats(url: str) -> dict:
-    return httpx.get(f"{url}/_cfopt/stats", trust_env=False).json()
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "k"}, trust_env=False).json()
 
 
 def test_small_run_counts_every_request(server):
