@@ -11,7 +11,8 @@
                 [--api-key KEY] [--header-timeout S] [--body-timeout S] [--batch-retention S]
                 [--fal-retention S] [--max-retained N]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
-                   [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
+                   [--timeout S] [--endpoint messages|count_tokens|photos|health|batches|fal|mixed]
+                   [--api-key KEY] [--json]
     cfopt budget reconcile --redis URL --prefix P --ledger FILE [--ledger FILE ...]
                            [--from-zero] [--force] [--dry-run]
 
@@ -198,10 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000")
     lt.add_argument("--requests", type=int, default=200, help="requests to send at most")
     lt.add_argument("--concurrency", type=int, default=20, help="requests in flight at most")
-    lt.add_argument("--duration", type=float, default=30.0, help="stop issuing after S seconds")
-    lt.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
-    lt.add_argument("--endpoint", choices=["messages", "count_tokens", "photos", "health"],
-                    default="messages")
+    lt.add_argument("--duration", type=float, default=30.0,
+                    help="stop issuing after S seconds (at most 3600)")
+    lt.add_argument("--timeout", type=float, default=10.0, help="seconds per request (at most 300)")
+    lt.add_argument("--endpoint", choices=["messages", "count_tokens", "photos", "health",
+                                           "batches", "fal", "mixed"], default="messages",
+                    help="mixed: in turn Messages, token counts, batches, fal.ai, photos, health")
+    lt.add_argument("--api-key", default="cfopt-loadtest", help="the key the server expects")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_loadtest)
 
