@@ -6,7 +6,7 @@
     cfopt grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--cell-timeout S]
                                 [--solutions DIR] [--jobs N]
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
-                 [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
+                 [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions] [--strict]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
                 [--api-key KEY] [--header-timeout S] [--body-timeout S] [--batch-retention S]
                 [--fal-retention S] [--max-retained N]
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     rp.add_argument("--contributions", action="store_true",
                     help="also replay without each optimization in turn (one replay each)")
+    rp.add_argument("--strict", action="store_true",
+                    help="exit 1 when a cache tier failed (e.g. an unreachable --redis)")
     rp.set_defaults(func=_report)
 
     dr = sub.add_parser("dashboard-report", help="replay a workload and write the monitor's HTML report")

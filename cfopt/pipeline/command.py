@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any, Sequence
 
+from ..cache.health import warn_failing_tiers
 from ..errors import ConfigError
 from ..events import EventBus
 from ..monitoring.monitor import MonitorConfig, PerformanceMonitor
@@ -96,4 +97,6 @@ def report_command(args: Any) -> int:
         sys.stdout.write("\n")
     else:
         print(format_table(report))
-    return 0
+    # A failing cache tier is a warning line (stderr with --json); --strict makes it exit 1.
+    return warn_failing_tiers(report["details"]["cache_layers"], strict=getattr(args, "strict", False),
+                              stream=sys.stderr if args.json else sys.stdout)
