@@ -68,14 +68,42 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _progress_bar(name: str, done: int, total: int) -> None:
+    if done != total and done % max(1, total // 40):
+        return
+    filled = 30 * done // max(1, total)
+    sys.stderr.write(f"\r{name:<10}[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
 def _report(args: argparse.Namespace) -> int:
-    from .pipeline.command import report_command  # the replays load only for this command
-    return report_command(args)
+    """Print the report as JSON or a table (and write the monitor's HTML report)."""
+    from .pipeline import format_table, run_report  # the replays load only for this command
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
+    report, monitor = run_report(
+        args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
+        only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
+        progress=_progress_bar if (sys.stderr.isatty() and not args.no_progress) else None,
+        with_contributions=args.contributions)
+    if args.html:
+        from .monitoring.htmlreport import write_html_report
+        write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(report))
+    # A failing cache tier is a warning line (stderr with --json); --strict makes it exit 1.
+    from .cache.health import warn_failing_tiers
+    return warn_failing_tiers(report["details"]["cache_layers"], strict=args.strict,
+                              stream=sys.stderr if args.json else sys.stdout)
 
 
 def _dashboard_report(args: argparse.Namespace) -> int:
     from .monitoring.htmlreport import write_replay_report
-    from .monitoring.replay import Controls
+    from .pipeline.replay import Controls
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
                         slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
     path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,

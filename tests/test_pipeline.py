@@ -8,7 +8,7 @@ import pytest
 
 from cfopt.errors import ConfigError
 from cfopt.pipeline import OPTIMIZATIONS, Pipeline, PipelineConfig
-from cfopt.pipeline.network import HANDSHAKE_S, ConnectionPool
+from cfopt.latency.pool import HANDSHAKE_S, ConnectionPool
 from cfopt.clock import VirtualClock
 from cfopt.providers import Faults
 from cfopt.workload import Request, generate

@@ -226,7 +226,11 @@ def test_batch_processor_falls_back_when_the_model_never_complies():
     tasks = text_tasks()
     results, s = run_batches(tasks, noncompliance=1.0)
     assert sorted(r.id for r in results) == sorted(t.id for t in tasks) and all(r.ok for r in results)
-    assert s.split_failures == s.grouped_calls == BatchConfig().group_give_up
+    # Grouping stops after group_give_up bad replies; groups already out when it stopped (at
+    # most one per call slot) fail too, and every task still gets its answer alone.
+    cfg = BatchConfig()
+    assert s.split_failures == s.grouped_calls
+    assert cfg.group_give_up <= s.grouped_calls <= cfg.group_give_up + cfg.concurrency
     assert s.grouping_stopped == ["claude-haiku-4-5"]
     assert s.single_calls == len(tasks) and {r.path for r in results} == {"single"}
 

@@ -258,4 +258,5 @@ class Resilience:
         if self.bus is not None:
             # kind "retry": one attempt failed; whether the request failed is its caller's event
             self.bus.publish(Event(self.clock.now(), "retry", name, data={
-                "model": req.call.model, "status": error.status, "attempt": req.attempts, **data}))
+                "stage": "batching", "model": req.call.model, "status": error.status,
+                "attempt": req.attempts, **data}))

@@ -111,24 +111,50 @@ def _field(task: Any, name: str, default: Any = None) -> Any:
 
 
 class CostOptimizer:
-    """Route tasks to the cheapest adequate model, compress prompts, group batches."""
+    """Route tasks to the cheapest adequate model, compress prompts, group batches.
+
+    As the pipeline's ``cost`` stage, ``bind(env)`` makes it price with the run's catalog (the
+    profile the pipeline runs under). ``default_models`` names each type's model when routing
+    is off (default: the premium one, ``PREMIUM``). Knobs: ``quality_bar``, ``rules``.
+    """
+
+    KNOBS = ("quality_bar", "rules", "default_models")
 
     def __init__(self, catalog: PriceCatalog | None = None, *, quality_bar: QualityBar | None = None,
-                 quality: QualityTable | None = None, rules: CompressionRules = DEFAULT_RULES) -> None:
-        self.catalog = catalog if catalog is not None else load_catalog()
+                 quality: QualityTable | None = None, rules: CompressionRules = DEFAULT_RULES,
+                 default_models: Mapping[str, str] | None = None) -> None:
         self.quality_bar = quality_bar if quality_bar is not None else QualityBar()
         self.quality = quality if quality is not None else load_quality()
         self.rules = rules
-        self._text_models = [m.id for m in self.catalog.text_models() if m.id in self.quality.scores]
+        unknown = sorted(set(default_models or {}) - set(TYPES))
+        if unknown:
+            raise ConfigError(f"default_models names unknown types {unknown}; known: {', '.join(TYPES)}")
+        self.default_models = {**PREMIUM, **(default_models or {})}
+        self._use(catalog if catalog is not None else load_catalog())
+
+    def _use(self, catalog: PriceCatalog) -> None:
+        self.catalog = catalog
+        self._text_models = [m.id for m in catalog.text_models() if m.id in self.quality.scores]
         if self.quality.premium not in self._text_models:
             raise ConfigError(f"the premium model {self.quality.premium!r} has no price or score")
         self._image_models = sorted(
-            (m.id for m in self.catalog.models.values()
+            (m.id for m in catalog.models.values()
              if m.kind == "image" and m.id in self.quality.scores),
-            key=lambda m: self.catalog.cost(m, ONE_IMAGE))   # cheapest first
+            key=lambda m: catalog.cost(m, ONE_IMAGE))   # cheapest first
 
     def __repr__(self) -> str:
         return f"CostOptimizer(catalog={self.catalog!r}, quality_bar={self.quality_bar!r})"
+
+    def bind(self, env: Any) -> None:
+        """Price with the run's catalog (``env.catalog``)."""
+        if env.catalog is not self.catalog:
+            self._use(env.catalog)
+
+    def default_model(self, kind: str) -> str:
+        """The model a task of type ``kind`` goes to when routing is off."""
+        if kind not in self.default_models:
+            raise ConfigError(f"task type must be one of {', '.join(TYPES)}, got {kind!r}")
+        return self.default_models[kind]
 
     # -- task analysis ------------------------------------------------------------------------
     def analyze_task(self, task: Any) -> TaskAnalysis:
@@ -197,7 +223,8 @@ class CostOptimizer:
             return self.quality.premium_of(self._image_models[0])
         return None
 
-    def _candidates(self, kind: str) -> list[str]:
+    def candidates(self, kind: str) -> list[str]:
+        """The scored models a task of type ``kind`` may go to, cheapest first."""
         if kind in ("text", "analysis"):
             return self._text_models
         if kind == "image" and self._image_models:
@@ -207,7 +234,7 @@ class CostOptimizer:
     def adequate_models(self, task: Any) -> list[str]:
         """The text or image models that meet the task's quality need, cheapest first."""
         a = task if isinstance(task, TaskAnalysis) else self.analyze_task(task)
-        ok = [m for m in self._candidates(a.type)
+        ok = [m for m in self.candidates(a.type)
               if self.quality.score(m, a.complexity) >= a.need - 1e-9]
         return ok or [self.premium_for(a.type)]  # nothing meets the bar: the best there is
 
@@ -217,7 +244,7 @@ class CostOptimizer:
         if a.type in ("text", "analysis", "image"):
             model = self.adequate_models(a)[0]
             q = self.quality.score(model, a.complexity)
-            models = self._candidates(a.type)
+            models = self.candidates(a.type)
             cheaper = models[: models.index(model)]
             why = (f"{a.complexity} complexity ({a.reasons[0]}); " if a.type != "image" else
                    "image: ")

@@ -8,7 +8,7 @@ button does the same with the controls' values. A control is enabled exactly whe
 ``supports`` it; the others are shown disabled with the reason, never faked (``ProviderReplay``
 has no cache or batching, ``PipelineReplay`` no concurrency limit or slowdown window).
 
->>> from cfopt.monitoring.replay import Controls, ReplaySummary
+>>> from cfopt.pipeline.replay import Controls, ReplaySummary
 >>> from cfopt.events import Event
 >>> def replay(controls, *, clock, bus):          # any callable with this shape plugs in
 ...     for i in range(120):
@@ -34,7 +34,7 @@ from ..events import Event
 from .htmlreport import comparison_table, events_list, recommendations_list
 from .monitor import MonitorConfig, PerformanceMonitor
 from ..pricing import load_catalog
-from .replay import Controls, Replay
+from ..pipeline.replay import Controls, Replay
 from .runs import RunSummary, monitored_run, summarize
 
 __all__ = ["Dashboard", "PIPELINE_NOTE"]

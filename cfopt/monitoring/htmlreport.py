@@ -23,7 +23,7 @@ from .charts import dashboard_figure, figure_png
 from ..events import Event
 from .monitor import PerformanceMonitor, Report
 from .recommendations import Recommendation
-from .replay import Controls, ProviderReplay
+from ..pipeline.replay import Controls, ProviderReplay
 from .runs import RunSummary, compare, monitored_run, summarize
 from ..workload import load
 
