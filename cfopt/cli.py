@@ -118,7 +118,7 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def _budget_reconcile(args: argparse.Namespace) -> int:
-    from .cost.budget_store import RedisStore, reconcile
+    from .cost.budget_redis import RedisStore, reconcile
     store = RedisStore(args.redis, prefix=args.prefix)
     try:
         done = reconcile(store, args.ledger, from_zero=args.from_zero, force=args.force,

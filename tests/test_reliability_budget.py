@@ -19,7 +19,7 @@ from redis_support import free_port, start_redis
 from cfopt.cli import main as cli
 from cfopt.clock import VirtualClock
 from cfopt.cost.budget import NANO, BudgetConfig, MemoryStore, RedisStore, UsageTracker
-from cfopt.cost.budget_store import reconcile
+from cfopt.cost.budget_redis import reconcile
 from cfopt.cost.ledger import read_ledgers, rebuild
 from cfopt.errors import BudgetExceeded, BudgetStoreError, ConfigError
 from cfopt.pricing import load_catalog

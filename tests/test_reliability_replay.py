@@ -7,6 +7,7 @@ left its ``/dev/shm/cfopt-replay-*`` folder behind.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -47,7 +48,10 @@ def test_a_far_timer_is_one_step_however_far(far):
         await asyncio.gather(asyncio.sleep(far), asyncio.sleep(far / 3), clock.asleep(1.0))
         return clock.now()
     t0 = time.perf_counter()
-    assert clock.run(main()) == far
+    ended = clock.run(main())
+    # asyncio runs a timer once now is within its clock resolution of it (1 ns here, or two
+    # float steps far from zero): the end may come that much early, never later.
+    assert far - max(1e-9, 2 * math.ulp(far)) <= ended <= far
     assert time.perf_counter() - t0 < 1.0
 
 

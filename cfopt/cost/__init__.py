@@ -4,7 +4,7 @@ and hold spending to budgets with alerts.
 The stage the pipeline runs is ``CostOptimizer``; ``UsageTracker`` keeps the budgets.
 """
 from .budget import BudgetConfig, BudgetStore, MemoryStore, RedisStore, Reservation, UsageStats, UsageTracker
-from .budget_store import reconcile
+from .budget_redis import reconcile
 from .ledger import UsageLedger
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt, naive_compress
 from .optimizer import PREMIUM, Batch, CostOptimizer, ModelChoice, TaskAnalysis

@@ -40,7 +40,8 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .budget_store import DEFAULT_LEASE_S, BudgetStore, MemoryStore, RedisStore
+from .budget_redis import RedisStore
+from .budget_store import DEFAULT_LEASE_S, BudgetStore, MemoryStore
 from ..clock import Clock, VirtualClock
 from ..errors import BudgetExceeded, BudgetStoreError, ConfigError
 from ..events import Event, EventBus

@@ -42,7 +42,7 @@ from .app import ENDED_BY, create_app
 from ..errors import ConfigError
 from ..providers.base import Faults
 from .config import DEFAULT_BACKLOG, DEFAULT_HOST, ServerConfig, check_host
-from .state import FAULT_KINDS, ServerState, ServerStats
+from .state import FAULT_KINDS, ServerState
 from .wire import WireError, error_bytes
 
 __all__ = ["bind_socket", "make_server", "serve", "serve_in_thread", "base_url", "serve_command",
