@@ -38,8 +38,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "soak-key"
 THE_THREE = {
-    "5,000-digit integer": b'{"model": "haiku", "max_tokens": ' + b"9" * 5000 + b', "messages": []}',
-    "JSON nested 1,000 levels": b'{"model": "haiku", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    "5,000-digit integer": b'{"model": "claude-haiku-5-5", "max_tokens": ' + b"9" * 5000 + b', "messages": []}',
+    "JSON nested 1,000 levels": b'{"model": "claude-haiku-5-5", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
     "lone surrogate in model": b'{"model": "\\ud800", "max_tokens": 5, "messages": []}',
 }
 
@@ -105,13 +105,15 @@ class Misbehaving(threading.Thread):
                 got = _status(s)
             elif kind == "slow body":
                 s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: soak\r\nx-api-key: soak-key\r\n"
+                          b"anthropic-version: 2023-06-01\r\n"
                           b"Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"model\":")
                 got = _status(s)
             elif kind == "silent":
                 got = _status(s)
             elif kind == "leaves":
-                body = b'{"model": "sonnet", "max_tokens": 800, "messages": [{"role": "user", "content": "Write an essay."}]}'
+                body = b'{"model": "claude-sonnet-5-5", "max_tokens": 800, "messages": [{"role": "user", "content": "Write an essay."}]}'
                 s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: soak\r\nx-api-key: soak-key\r\n"
+                          b"anthropic-version: 2023-06-01\r\n"
                           b"Content-Type: application/json\r\nContent-Length: "
                           + str(len(body)).encode() + b"\r\n\r\n" + body)
                 time.sleep(0.05)
@@ -119,6 +121,7 @@ class Misbehaving(threading.Thread):
             else:
                 body = THE_THREE[kind]
                 s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: soak\r\nx-api-key: soak-key\r\n"
+                          b"anthropic-version: 2023-06-01\r\n"
                           b"Content-Type: application/json\r\nContent-Length: "
                           + str(len(body)).encode() + b"\r\n\r\n" + body)
                 got = _status(s)

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from .errors import CfoptError
+from .pricing import DEFAULT_PROFILE, PROFILES, SPEEDS
 
 __all__ = ["main", "build_parser"]
 
@@ -86,7 +87,7 @@ def _report(args: argparse.Namespace) -> int:
         args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
         only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
         progress=_progress_bar if (sys.stderr.isatty() and not args.no_progress) else None,
-        with_contributions=args.contributions)
+        with_contributions=args.contributions, speeds=args.speeds)
     if args.html:
         from .monitoring.htmlreport import write_html_report
         write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
@@ -171,13 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     sv.add_argument("--time-scale", type=float, default=1.0, help="run simulated time this much faster")
     sv.add_argument("--seed", type=int, default=0)
-    sv.add_argument("--profile", choices=["exercise", "list-2026"], default="exercise")
-    sv.add_argument("--rate-tier", default=None, help="Anthropic usage tier for rate limits (tier-1, tier-4)")
+    sv.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                    help="price profile: list-2026 (list prices, default) or exercise (the exercise's 2024 table)")
+    sv.add_argument("--rate-tier", default=None, help="Anthropic usage tier for rate limits (start, build, scale)")
+    sv.add_argument("--speeds", choices=SPEEDS, default=None,
+                    help="model speeds from published measurements: optimistic, median (default), pessimistic")
     sv.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail")
     sv.add_argument("--fault-kinds", default="rate_limited,overloaded,server_error",
                     help="comma-separated: rate_limited, overloaded, server_error, timeout")
     sv.add_argument("--retry-after", type=float, default=2.0, help="simulated s an injected 429 asks for")
-    sv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    sv.add_argument("--max-body-bytes", type=int, default=None,
+                    help="largest request body accepted (default: 32 MiB, the Messages API's limit)")
     sv.add_argument("--backlog", type=int, default=1024, help="listen queue length")
     sv.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     sv.add_argument("--handshake-ms", type=float, default=0.0,
@@ -200,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="replay a workload through the baseline and the optimized pipeline")
     rp.add_argument("--workload", required=True, help="a workload .jsonl file")
     rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--prices", choices=["exercise", "list-2026"], default="exercise")
+    rp.add_argument("--prices", choices=PROFILES, default=DEFAULT_PROFILE,
+                    help="list-2026: list prices of 2026-12 (default); exercise: the exercise's 2024-era table")
+    rp.add_argument("--speeds", choices=SPEEDS, default=None,
+                    help="model speeds: optimistic, median (default) or pessimistic published measurements")
     rp.add_argument("--redis", default=None, help="add a Redis cache layer at this URL")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
     rp.add_argument("--html", default=None, help="also write the monitor's HTML report here")

@@ -339,7 +339,7 @@ def test_a_model_that_keeps_ignoring_the_format_stops_being_grouped():
     results = clock.run(bp.process_all())
     grouped = bp.stats.grouped_calls
     assert all(r.ok for r in results) and 3 <= grouped <= 3 + 1
-    assert bp.stats.grouping_stopped == ["claude-haiku-4-5"] and len(fake.calls) == grouped + 50
+    assert bp.stats.grouping_stopped == ["claude-haiku-5-5"] and len(fake.calls) == grouped + 50
 
 
 def test_a_reply_that_splits_resets_the_count_and_provider_errors_do_not_count():

@@ -87,12 +87,14 @@ def _first_20_min():
 def test_a_slowdown_fires_an_anomaly_within_two_minutes_and_a_calm_run_none():
     # Enough call slots that the workload's own bursts queue nothing (at 16, the burst near
     # minute 4 queues for real and the detector rightly sees it): only the slowdown changes.
-    replay = ProviderReplay(_first_20_min())
+    # The exercise profile: at list prices Unsplash refuses the 51st search of the hour (403),
+    # an error-rate rise the detector rightly reports at minute 7.
+    replay = ProviderReplay(_first_20_min(), profile="exercise")
     calm, _ = monitored_run(replay, Controls(concurrency=64), config=MonitorConfig(retention_s=None))
     assert calm.anomalies == []
     slow, _ = monitored_run(replay, Controls(concurrency=64, slowdown=3.0, slowdown_from_s=600.0),
                             config=MonitorConfig(retention_s=None))
-    first = slow.anomalies[0]
+    first = next(a for a in slow.anomalies if a.t > 600)
     assert first.data["metric"] == "response_time" and 600 < first.t <= 720
     assert first.data["ratio"] > 2.0
 
@@ -111,7 +113,7 @@ def test_dashboard_updates_live_and_compares_runs(tiny):
     assert second.cost_usd < first.cost_usd
     table = dash.compare_box.value
     assert "run 1" in table and "run 2" in table and re.search(r"cost \(USD\).*?-\d+%", table)
-    assert dash.inputs["text_model"].value == "claude-haiku-4-5"     # inputs follow the run
+    assert dash.inputs["text_model"].value == "claude-haiku-5-5"     # inputs follow the run
     assert dash.recs_box.value.count("<li") == len(dash.monitor.generate_report().recommendations)
 
 
@@ -254,7 +256,7 @@ def test_routing_by_quality_bar_lowers_the_cost(tiny):
     premium, _ = monitored_run(replay, Controls(text_model="opus"))
     routed, summary = monitored_run(replay, Controls(text_model="opus", quality_bar=0.9))
     assert routed.spent_usd() < premium.spent_usd()
-    assert "claude-haiku-4-5" in summary.calls_by_model
+    assert "claude-haiku-5-5" in summary.calls_by_model
 
 
 def test_a_broken_replay_listener_is_not_hidden(tiny):

@@ -76,8 +76,10 @@ def test_video_takes_about_the_catalog_time_and_is_an_mp4():
     assert statistics.median(r.latency_s for r in rs) == pytest.approx(info["queue_s"] + info["gen_s"], rel=0.1)
     r = rs[0]
     assert r.media_url.endswith(".mp4") and r.first_content_s == r.latency_s
-    assert (r.usage.videos, r.usage.video_seconds) == (1, float(info["seconds"]))
-    assert 0.85 <= r.size_bytes / (info["bytes_per_s"] * info["seconds"]) <= 1.15
+    seconds = info["default_duration"]
+    assert (r.usage.videos, r.usage.video_seconds) == (1, float(seconds))
+    assert r.usage.video_clips == ((seconds, info["default_resolution"]),)
+    assert 0.85 <= r.size_bytes / (info["bytes_per_s"] * seconds) <= 1.15
 
 
 def test_audio_scales_with_minutes():

@@ -100,8 +100,9 @@ def test_a_store_that_cannot_reserve_fails_closed_and_no_call_is_sent():
 def test_holds_never_settled_are_swept_by_the_next_reserve_after_their_lease():
     now = [0.0]
     store = MemoryStore(clock=lambda: now[0])
-    t = UsageTracker(store=store, config=BudgetConfig(daily_usd=0.02, lease_s=30))
-    call = Call("opus", "Write a long essay.", max_tokens=1000)   # $0.0152 worst case
+    call = Call("opus", "Write a long essay.", max_tokens=1000)
+    cap = 1.5 * UsageTracker().worst_case_usd(call)             # room for one hold, not two
+    t = UsageTracker(store=store, config=BudgetConfig(daily_usd=cap, lease_s=30))
     t.reserve(call)                                  # never settled: its process "died"
     with pytest.raises(BudgetExceeded):
         t.reserve(call)

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from cfopt.server import ServerConfig, serve_in_thread
 from cfopt.server import anthropic as anthropic_routes
 
-KEY = {"x-api-key": "sk-test-key"}
-HAIKU = {"model": "haiku", "max_tokens": 20,
+KEY = {"x-api-key": "sk-test-key", "anthropic-version": "2023-06-01"}
+HAIKU = {"model": "claude-haiku-5-5", "max_tokens": 20,
          "messages": [{"role": "user", "content": "Write a tagline for a bakery."}]}
 THE_THREE = {   # issue 17's inputs, as raw bodies
-    "5,000-digit integer": b'{"model": "haiku", "max_tokens": ' + b"9" * 5000 + b', "messages": []}',
-    "JSON nested 1,000 levels": b'{"model": "haiku", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    "5,000-digit integer": b'{"model": "claude-haiku-5-5", "max_tokens": ' + b"9" * 5000 + b', "messages": []}',
+    "JSON nested 1,000 levels": b'{"model": "claude-haiku-5-5", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
     "lone surrogate in model": b'{"model": "\\ud800", "max_tokens": 5, "messages": []}',
 }
 
@@ -80,14 +80,14 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
 _raw = st.one_of(
     st.binary(max_size=200),
     _json.map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries({"model": st.sampled_from(["haiku", "sonnet", "opus", "\ud800", "x" * 300])
+    st.fixed_dictionaries({"model": st.sampled_from(["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5", "haiku", "\ud800", "x" * 300])
                            | st.text(max_size=10), "max_tokens": st.integers(-10, 10**30) | _json,
                            "messages": st.just(HAIKU["messages"]) | _json}, optional={
         "stream": st.booleans() | _json, "system": _json, "metadata": _json,
         "temperature": st.floats(allow_nan=False) | _json}).map(lambda v: json.dumps(v).encode()),
     st.integers(1, 3000).map(lambda n: b'{"a": ' + b"[" * n + b"]" * n + b"}"),
     st.integers(1, 6000).map(lambda n: b'{"max_tokens": ' + b"7" * n + b"}"),
-    st.sampled_from([b'{"model": NaN}', b'{"model": "haiku", "max_tokens": Infinity}',
+    st.sampled_from([b'{"model": NaN}', b'{"model": "claude-haiku-5-5", "max_tokens": Infinity}',
                      b'\xff\xfe{"model": 1}', b'{"model": "\\udc00\\ud800"}', b'"\\ud83d"']),
 )
 _ROUTES = ["/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches", "/fal/flux_dev",
@@ -138,7 +138,8 @@ def test_an_unexpected_error_is_a_500_that_says_connection_close(serve, monkeypa
         r = client.post(f"{url}/v1/messages", headers=KEY, json=HAIKU)
         assert r.status_code == 500 and r.headers["connection"] == "close"
         assert r.json() == {"type": "error", "error": {"type": "api_error",
-                                                       "message": "internal server error"}}
+                                                       "message": "internal server error"},
+                            "request_id": r.headers["request-id"]}
         monkeypatch.undo()
         # The client knew not to reuse the connection: the next request simply works.
         assert client.post(f"{url}/v1/messages", headers=KEY, json=HAIKU).status_code == 200
@@ -180,6 +181,7 @@ def test_slow_clients_get_408_with_connection_close(serve, part):
             sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")    # and nothing more
         elif part == "body":
             sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n"
+                         b"anthropic-version: 2023-06-01\r\n"
                          b"Content-Length: 100\r\n\r\n{\"model\":")
         else:   # one byte of the head every 0.1 s: every byte is in time, the head is not
             for byte in b"POST /v1/messages HTTP/1.1\r\nHost: slow\r\n":
@@ -205,6 +207,7 @@ def test_a_client_that_leaves_is_counted_as_a_disconnect_not_a_500(serve):
     for _ in range(3):
         with socket.create_connection(_hostport(url), timeout=10) as sock:
             sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n"
+                         b"anthropic-version: 2023-06-01\r\n"
                          b"Content-Type: application/json\r\nContent-Length: "
                          + str(len(body)).encode() + b"\r\n\r\n" + body)
             time.sleep(0.1)                         # the server is working on it; the client goes
@@ -288,7 +291,8 @@ def test_cli_serve_requires_the_api_key_it_was_given():
         assert "sk-cli-only" not in line and "api_key='***'" in line
         url = line.split()[4]
         assert httpx.post(f"{url}/v1/messages", headers=KEY, json=HAIKU).status_code == 401
-        assert httpx.post(f"{url}/v1/messages", headers={"x-api-key": "sk-cli-only"},
+        assert httpx.post(f"{url}/v1/messages", headers={"x-api-key": "sk-cli-only",
+                                                          "anthropic-version": "2023-06-01"},
                           json=HAIKU).status_code == 200
     finally:
         proc.terminate()

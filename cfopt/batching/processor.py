@@ -237,10 +237,7 @@ class BatchProcessor:
         return ("grouped" if self._groups(model) and self._plain(task) else "single"), model
 
     async def _finish(self, batch: list[tuple[Task, float]]) -> None:
-        for r in await self.process_batch(batch):
-            future = self._waiters.pop(r.id, None)
-            if future is not None and not future.done():
-                future.set_result(r)
+        await self.process_batch(batch)   # each task's waiter heard as soon as it settled
 
     async def process_batch(self, batch: list[tuple[Task, float]]) -> list[TaskResult]:
         """Process one batch; return exactly one ``TaskResult`` per task, in batch order."""
@@ -256,6 +253,10 @@ class BatchProcessor:
                 return
             done[task.id] = TaskResult(task.id, task.priority, path, result, error, cost, enq,
                                        started, self.clock.now())
+            # Its waiter hears at once: a task never waits for the slowest one of its batch.
+            future = self._waiters.pop(task.id, None)
+            if future is not None and not future.done():
+                future.set_result(done[task.id])
 
         groups: dict[tuple[str, str, str], list[tuple[Task, float]]] = {}
         for task, enq in batch:

@@ -23,7 +23,7 @@ from ..providers.base import Call, Result, Sender
 __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "DEFAULT_MODELS", "TEXT_TYPES",
            "Sender"]
 
-DEFAULT_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
+DEFAULT_MODELS = {"text": "claude-haiku-5-5", "analysis": "claude-haiku-5-5",
                   "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
                   "photo": "unsplash-search"}
 

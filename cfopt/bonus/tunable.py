@@ -63,6 +63,7 @@ from ..latency.optimizer import PerformanceOptimizer
 from ..pipeline import Outcome, Pipeline, PipelineConfig
 from ..pricing import DEFAULT_PROFILE
 from ..workload import Request, strip_intent
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["Knobs", "TunableReplay", "ReplayTotals"]
 

@@ -11,7 +11,7 @@ truncated answers are never cached. Keys carry the tenant, so tenants never shar
 >>> from cfopt.pricing import Usage
 >>> class Echo:                              # a provider that answers anything
 ...     def send(self, call):
-...         return Result("anthropic", "claude-haiku-4-5", "text", call.prompt.upper(),
+...         return Result("anthropic", "claude-haiku-5-5", "text", call.prompt.upper(),
 ...                       Usage(), 0.0, 0.1, 0.05, 0.0, stop_reason="end_turn")
 >>> cache = CacheManager([MemoryLayer()], provider=Echo())
 >>> cache.fetch(Call("haiku", "hello"), tenant="acme").source

@@ -12,9 +12,9 @@ against Claude Opus, images against flux_dev); video, audio and photo have one m
 ...         "prompt": "Classify the sentiment of this review: great mug, keeps coffee hot."}
 >>> choice = opt.select_optimal_model(task)
 >>> choice.llm, choice.complexity, choice.expected_quality
-('claude-sonnet-4-5', 'low', 0.9813)
+('claude-sonnet-5-5', 'low', 0.9813)
 >>> [opt.select_optimal_model({**task, "quality": q}).llm for q in ("low", "critical")]
-['claude-haiku-4-5', 'claude-opus-4-5']
+['claude-haiku-5-5', 'claude-opus-5-5']
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt
 from ..errors import ConfigError
-from ..pricing import PriceCatalog, Usage, load_catalog
+from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog
 from ..providers.base import DEFAULT_MAX_TOKENS, Call
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, load_quality
 from ..tokens import count_tokens
@@ -35,9 +35,21 @@ __all__ = [
     "Batch", "CostOptimizer", "PREMIUM",
 ]
 
-_MEDIA_MODEL = {"video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
+
+
+def _premium_models() -> dict[str, str]:
+    """Each request type's premium model, as the default catalog defines it (``premium``)."""
+    catalog = load_catalog()
+    kinds = {"text": "text", "analysis": "text", "image": "image", "video": "video",
+             "audio": "audio", "photo": "photo"}
+    return {t: catalog.premium(kind) for t, kind in kinds.items()}
+
+
 # Each type's best model: what the baseline sends everything to, and quality is measured against.
-PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "flux_dev", **_MEDIA_MODEL}
+# Derived from the catalog (its most expensive active model of each kind), defined nowhere else.
+PREMIUM = _premium_models()
+# Video, audio and photo are not routed (no cited quality scores to route them by): the premium.
+_MEDIA_MODEL = {t: PREMIUM[t] for t in ("video", "audio", "photo")}
 ONE_IMAGE = Usage(images=1, megapixels=1)   # a 1024x1024 image: what image prices are compared on
 
 # The complexity rules, as data a learner can read and change. A known task name decides;
@@ -273,7 +285,7 @@ class CostOptimizer:
         elif info.kind == "image":
             usage = ONE_IMAGE
         elif info.kind == "video":
-            usage = Usage(videos=1, video_seconds=float(info["seconds"]))
+            usage = clip_usage(info)
         elif info.kind == "audio":
             usage = Usage(audio_minutes=1.0)
         else:

@@ -26,6 +26,7 @@ from .recommendations import Recommendation
 from ..pipeline.replay import Controls, ProviderReplay
 from .runs import RunSummary, compare, monitored_run, summarize
 from ..workload import load
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["html_report", "write_html_report", "write_replay_report", "stats_table",
            "recommendations_list", "events_list", "comparison_table"]
@@ -120,7 +121,7 @@ def write_html_report(path: str | Path, m: PerformanceMonitor, **kw) -> Path:
 
 def write_replay_report(path: str | Path, workload: str | Path, *, seed: int = 0,
                         controls: Controls | None = None, baseline: Controls | None = None,
-                        profile: str = "exercise", daily_budget_usd: float | None = None) -> Path:
+                        profile: str = DEFAULT_PROFILE, daily_budget_usd: float | None = None) -> Path:
     """Replay ``workload`` through the simulated providers and write the HTML report of the run.
 
     With ``baseline``, that run comes first and the report compares the two.

@@ -67,7 +67,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
 from ..batching.processor import BatchProcessor
-from ..batching.types import Task
+from ..batching.types import BatchConfig, Task
 from ..cache.dedup import ContentDeduplication
 from ..cache.keys import cache_key
 from ..cache.layers.base import check_namespace
@@ -78,7 +78,7 @@ from ..cost.optimizer import CostOptimizer
 from ..errors import CfoptError, ConfigError
 from ..events import Event, EventBus
 from ..latency.optimizer import PerformanceOptimizer
-from ..pricing import DEFAULT_PROFILE
+from ..pricing import DEFAULT_PROFILE, load_catalog
 from ..providers import Call, Faults, Providers, Result
 from ..workload import TEXT_TYPES, Request, strip_intent
 from .env import STAGES, RunEnv
@@ -121,7 +121,8 @@ class Pipeline:
                  redis_url: str | None = None, bus: EventBus | None = None,
                  cache_dir: str | None = None, clock: VirtualClock | None = None,
                  disk_path: str | os.PathLike | None = None, redis_namespace: str | None = None,
-                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None) -> None:
+                 budget: BudgetConfig | None = None, budget_store: BudgetStore | None = None,
+                 speeds: str | None = None) -> None:
         self.config = config if config is not None else PipelineConfig()
         if not isinstance(self.config, PipelineConfig):
             raise ConfigError(f"config must be a PipelineConfig, got {type(self.config).__name__}")
@@ -130,9 +131,14 @@ class Pipeline:
         # Micro-batching off by default: merging interactive text saves requests, not money,
         # and every merged answer waits for the whole reply (notebook 04 measures it).
         self.latency = latency if latency is not None else PerformanceOptimizer(max_batch_size=1)
-        self.batching = batching if batching is not None else BatchProcessor()
+        # Deferred media as many at once as fal runs for an account (the catalog's figure): the
+        # rest waits in the batching stage's priority queue, not in fal's first-come queue.
+        self.batching = batching if batching is not None else BatchProcessor(
+            config=BatchConfig(concurrency=int(load_catalog(profile).provider_figures.get(
+                "fal", {}).get("max_concurrency", BatchConfig().concurrency))))
         self.monitor = monitor
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
+        self.speeds = speeds   # the catalog's model speeds: optimistic, median or pessimistic
         self.bus = bus if bus is not None else EventBus()
         self.cache_dir = cache_dir
         self.clock = clock if clock is not None else VirtualClock()
@@ -257,7 +263,8 @@ class _Run:
         self.p, self.requests, self.progress = p, requests, progress
         self.clock, self.bus = p.clock, p.bus
         self.t0 = self.clock.now()
-        providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults)
+        providers = Providers(seed=p.seed, clock=self.clock, profile=p.profile, faults=p.faults,
+                              speeds=p.speeds)
         self.events_by_stage: dict[str, int] = {}
         self.bus.subscribe(self._count_stage)
         self.counter = CountingSender(providers, on_result=self._paid)
@@ -587,7 +594,8 @@ def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, 
              profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
              redis_url: str | None = None, bus: EventBus | None = None, monitor: Any = None,
              stages: dict[str, Any] | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> tuple[RunResult, RunResult]:
+             progress: Callable[[str, int, int], None] | None = None,
+             speeds: str | None = None) -> tuple[RunResult, RunResult]:
     """Replay ``requests`` through the baseline, then through ``config`` (default: all on).
 
     ``stages`` (``{"cost": MyCostOptimizer(), ...}``) replace the optimized pipeline's defaults;
@@ -599,5 +607,5 @@ def run_both(requests: Sequence[Request], config: PipelineConfig | None = None, 
                                  {**(stages or {}), "monitor": monitor})):
         tick = (lambda done, total, name=name: progress(name, done, total)) if progress else None
         runs.append(Pipeline(cfg, seed=seed, profile=profile, faults=faults, redis_url=redis_url,
-                             bus=b, **extra).run(requests, tick))
+                             bus=b, speeds=speeds, **extra).run(requests, tick))
     return runs[0], runs[1]

@@ -25,7 +25,7 @@ from .types import PipelineConfig
 __all__ = ["run_report", "contributions", "replay_cache", "CacheReplay", "CACHE_MODELS"]
 
 # The cache lessons' models: each type's cheapest, so a replay's dollars are a call's floor.
-CACHE_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
+CACHE_MODELS = {"text": "claude-haiku-5-5", "analysis": "claude-haiku-5-5",
                 "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
                 "photo": "unsplash-search"}
 
@@ -74,15 +74,15 @@ _KEPT = ("optimized_cost_usd", "optimized_calls", "hit_rate", "p95_ms", "avg_ms"
 
 def contributions(requests: Sequence[Any], config: PipelineConfig, baseline: Any, lim: Any, *,
                   seed: int = 0, profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
-                  redis_url: str | None = None,
-                  stages: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+                  redis_url: str | None = None, stages: dict[str, Any] | None = None,
+                  speeds: str | None = None) -> dict[str, dict[str, float]]:
     """Replay once without each optimization of ``config``: what each one contributes."""
     out = {}
     for name in config.applied:
         on = [n for n in config.applied if n != name]
         run = Pipeline(PipelineConfig.select(only=on) if on else PipelineConfig.baseline(),
                        seed=seed, profile=profile, faults=faults, redis_url=redis_url,
-                       **_fresh(stages)).run(requests)
+                       speeds=speeds, **_fresh(stages)).run(requests)
         d = build_report(requests, baseline, run, lim)["details"]
         out[f"without {name}"] = {k: d[k] for k in _KEPT}
     return out
@@ -96,7 +96,8 @@ def _fresh(stages: dict[str, Any] | None) -> dict[str, Any]:
 def run_report(workload: str | Sequence[Any], *, seed: int = 0, profile: str = DEFAULT_PROFILE,
                redis_url: str | None = None, only: Sequence[str] = (), without: Sequence[str] = (),
                fault_rate: float = 0.0, progress: Any = None, with_contributions: bool = False,
-               stages: dict[str, Any] | None = None) -> tuple[dict[str, Any], PerformanceMonitor]:
+               stages: dict[str, Any] | None = None,
+               speeds: str | None = None) -> tuple[dict[str, Any], PerformanceMonitor]:
     """Replay ``workload`` (a JSONL path, or requests) through both pipelines; return the report
     and the monitor that listened to the optimized one.
 
@@ -113,13 +114,14 @@ def run_report(workload: str | Sequence[Any], *, seed: int = 0, profile: str = D
     monitor = PerformanceMonitor(config=MonitorConfig(retention_s=None))
     baseline, optimized = run_both(requests, config, seed=seed, profile=profile, faults=faults,
                                    redis_url=redis_url, monitor=monitor, stages=_fresh(stages),
-                                   progress=progress)
+                                   progress=progress, speeds=speeds)
     recs = [r.message for r in monitor.generate_report().recommendations]
-    lim = limits(requests, seed=seed, profile=profile)
+    lim = limits(requests, seed=seed, profile=profile, speeds=speeds)
     report = build_report(requests, baseline, optimized, lim, monitor_recs=recs)
     if with_contributions:
         report["contributions"] = {"all on": {k: report["details"][k] for k in _KEPT},
                                    **contributions(requests, config, baseline, lim, seed=seed,
                                                    profile=profile, faults=faults,
-                                                   redis_url=redis_url, stages=stages)}
+                                                   redis_url=redis_url, stages=stages,
+                                                   speeds=speeds)}
     return report, monitor

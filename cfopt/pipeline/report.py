@@ -10,7 +10,8 @@ in ``Targets`` are the only numbers typed in, and they are the exercise's.
 
 Definitions: response time = arrival to first useful content (first token of streamed text; the
 whole answer of analysis, photo searches and small images; the handle of deferred work:
-video, audio, images of 1 MP or more, Message Batches jobs);
+video, audio, images of 1 MP or more, Message Batches jobs), over answered requests (a failed
+one is counted in the error rate, not in the latency figures);
 ``speed_improvement`` = baseline mean response time / optimized mean; ``cache_hit_rate`` = share
 of requests a cache layer answered (exactly or as a near-duplicate; a request that shared an
 identical call in flight is not a hit, though it made no call: ``headroom.hit_rate`` counts both
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..cache.normalize import normalize_prompt
 from ..cost.optimizer import PREMIUM
+from ..monitoring.series import percentile
 from ..workload import TEXT_TYPES
 from .env import STAGE_OF
 from .score import QUALITY_BAR, Limits, false_hits, first_of_intent, quality_kept
@@ -58,28 +60,26 @@ def money(x: float) -> str:
     return f"{'-' if x < 0 else ''}${abs(x):,.2f}"
 
 
-def _times(run: RunResult) -> np.ndarray:
-    return np.array([o.response_s for o in run.outcomes], dtype=float)
-
-
 def _summary(run: RunResult) -> dict[str, float]:
-    rt = _times(run)
     n = len(run.outcomes)
     ok = [o for o in run.outcomes if o.error is None]
+    # Response times of answered requests: a refusal is fast and no answer, so it counts in the
+    # error rate, never in the latency figures (as latency SLOs count successful requests).
+    rt = np.array([o.response_s for o in ok], dtype=float)
     span = max((o.t + o.response_s for o in run.outcomes), default=0.0) - min(
         (o.t for o in run.outcomes), default=0.0)
     deferred = np.array([o.completed_s for o in ok if o.path != "interactive"], dtype=float)
-    p95 = lambda xs: float(np.percentile(np.array(xs, dtype=float), 95)) if xs else 0.0  # noqa: E731
+    p95 = lambda xs: percentile(xs, 95) if xs else 0.0  # noqa: E731
     return {
-        "n": n, "avg_s": float(rt.mean()) if n else 0.0,
-        "p50_s": float(np.percentile(rt, 50)) if n else 0.0,
-        "p95_s": float(np.percentile(rt, 95)) if n else 0.0,
-        "p99_s": float(np.percentile(rt, 99)) if n else 0.0,
+        "n": n, "avg_s": float(rt.mean()) if len(rt) else 0.0,
+        "p50_s": percentile(rt, 50) if len(rt) else 0.0,
+        "p95_s": percentile(rt, 95) if len(rt) else 0.0,
+        "p99_s": percentile(rt, 99) if len(rt) else 0.0,
         "hit_rate": sum(o.from_cache for o in run.outcomes) / n if n else 0.0,
         "without_call_rate": sum(o.without_call for o in run.outcomes) / n if n else 0.0,
         "error_rate": (n - len(ok)) / n if n else 0.0,
         "throughput_per_min": len(ok) / (span / 60.0) if span > 0 else 0.0,
-        "deferred_completion_p50_s": float(np.percentile(deferred, 50)) if len(deferred) else 0.0,
+        "deferred_completion_p50_s": percentile(deferred, 50) if len(deferred) else 0.0,
         "deferred": len(deferred),
         "p95_hit_s": p95([o.response_s for o in ok if o.from_cache]),
         "p95_miss_s": p95([o.response_s for o in ok if not o.from_cache]),

@@ -59,7 +59,8 @@ def _intent_of(r: Request, i: int) -> str:
 
 
 def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT_PROFILE,
-           optimizer: CostOptimizer | None = None, quality_bar: float = QUALITY_BAR) -> Limits:
+           optimizer: CostOptimizer | None = None, quality_bar: float = QUALITY_BAR,
+           speeds: str | None = None) -> Limits:
     """The hit-rate ceilings, both cost floors and the latency floor of ``requests``.
 
     - ``router_floor_usd``: every distinct intent made once (its first request), on the model
@@ -78,7 +79,7 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
       low-priority text), every repeat at a memory-cache read; the 95th percentile of that.
     """
     stats = workload_stats(requests)
-    providers = Providers(seed=seed, profile=profile)
+    providers = Providers(seed=seed, profile=profile, speeds=speeds)
     catalog = providers.catalog
     optimizer = optimizer or CostOptimizer(catalog)
     counts: dict[str, int] = {}
@@ -106,8 +107,8 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
             result = min((provider.simulate(Call(model, p, max_tokens=r.max_tokens,
                                                  batch=text and r.priority == "low"))
                           for p in sorted(prompts)), key=lambda res: res.cost_usd)
-        except ProviderError:  # refused (a hard hourly limit): a refused call costs nothing
-            latency[i] = 0.0
+        except ProviderError:  # refused (a hard hourly limit): costs nothing, answers nothing
+            latency[i] = math.nan
             continue
         router_total += result.cost_usd
         latency[i] = _fastest_first_content(r, result, optimizer, catalog)
@@ -122,7 +123,7 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
     need = quality_bar * best
     return Limits(stats.hit_rate_ceiling, stats.exact_repeat_ceiling,
                   round(fixed + _cheapest_at_quality(items, need), 9), round(router_total, 9),
-                  calls, percentile(latency, 95))
+                  calls, percentile([x for x in latency if not math.isnan(x)], 95))
 
 
 def _cheapest_at_quality(items: list[list[tuple[float, float]]], need: float) -> float:

@@ -7,8 +7,11 @@ Routes (the wire formats of the real APIs; see each module):
     POST /v1/messages/batches                 Message Batches: create, list, retrieve, cancel,
     GET  /v1/messages/batches[/{id}[/results]]  results as JSON lines (batches.py)
     POST /v1/messages/batches/{id}/cancel
-    POST /fal/{endpoint}                      fal.ai queue: submit, status, result (fal.py)
+    DELETE /v1/messages/batches/{id}
+    GET  /v1/models[/{model_id}]              the Models API: exactly the models accepted (models.py)
+    POST /fal/{endpoint}                      fal.ai queue: submit, status, result, cancel (fal.py)
     GET  /fal/{endpoint}/requests/{id}[/status]
+    PUT  /fal/{endpoint}/requests/{id}/cancel
     GET  /unsplash/search/photos              Unsplash photo search (unsplash.py)
     GET  /_cfopt/stats                        what reached the server: connections, requests, cost
     POST /_cfopt/faults                       make the next calls fail: {"fail_next": [...]}
@@ -45,7 +48,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CfoptError
-from . import anthropic, batches, fal, unsplash
+from . import anthropic, batches, fal, models, unsplash
 from .config import ServerConfig
 from .state import ServerState
 from .wire import WireError, error_response, read_json, require_key
@@ -64,7 +67,7 @@ def _style(path: str) -> str:
 
 async def _wire_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WireError)
-    return error_response(exc)
+    return error_response(exc, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -72,7 +75,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
     return error_response(WireError(exc.status_code, kind, f"{message}: {request.url.path}",
-                                    style=_style(request.url.path)))
+                                    style=_style(request.url.path)), request)
 
 
 async def stats(request: Request) -> Response:
@@ -134,6 +137,7 @@ class Guard:
             return
         t0, status, started = time.perf_counter(), 0, False
         request_id = self.state.new_id("req_")
+        scope.setdefault("state", {})["request_id"] = request_id  # error bodies carry it too
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -155,8 +159,9 @@ class Guard:
                 path = scope["path"]
                 style = "fal" if path.startswith("/fal/") else \
                     "unsplash" if path.startswith("/unsplash/") else "anthropic"
-                await error_response(WireError(500, "api_error", "internal server error",
-                                               style=style, close=True))(scope, receive, send_wrapper)
+                answer = error_response(WireError(500, "api_error", "internal server error",
+                                                  style=style, close=True), Request(scope))
+                await answer(scope, receive, send_wrapper)
             # else a stream broke off mid-way: uvicorn closes the connection, nothing to add
         finally:
             route = getattr(scope.get("endpoint"), "__name__", "unrouted")
@@ -180,6 +185,8 @@ def _routes() -> list[Route]:
         Route("/v1/messages/batches/{batch_id}", batches.retrieve_batch, methods=["GET"]),
         Route("/v1/messages/batches/{batch_id}/cancel", batches.cancel_batch, methods=["POST"]),
         Route("/v1/messages/batches/{batch_id}/results", batches.batch_results, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),
+        *models.routes(),
         *fal.routes(),
         *unsplash.routes(),
         Route("/_cfopt/stats", stats, methods=["GET"]),

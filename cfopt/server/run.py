@@ -141,18 +141,20 @@ def _counting_protocol(state: ServerState, handshake_s: float) -> type[H11Protoc
             if part == "body" and (cycle is None or cycle.response_started):
                 self._end(None)   # answered already: only the body's tail is late; just close
                 return
+            request_id = ""
             if part == "body":   # the app counts it with its route when its read ends
                 cycle.scope[ENDED_BY] = "body_timeout"  # type: ignore[index]
+                request_id = cycle.scope.get("state", {}).get("request_id", "")
             else:                # no request yet: nothing else will count it
                 stats.count_unanswered("header_timeout")
             limit = config.header_timeout_s if part == "header" else config.body_timeout_s
             self._end(WireError(408, "timeout_error",
-                                f"request {part} not received within {limit:g} s"))
+                                f"request {part} not received within {limit:g} s"), request_id)
 
         def send_400_response(self, msg: str) -> None:  # h11 could not parse the request
             self._end(WireError(400, "invalid_request_error", "malformed HTTP request"))
 
-        def _end(self, error: WireError | None) -> None:
+        def _end(self, error: WireError | None, request_id: str = "") -> None:
             """Answer ``error`` (if any) with Connection: close, drop the client's bytes for
             LINGER_S, then close: closing on unread bytes would reset the answer away."""
             self._cancel("_head_timer")
@@ -162,7 +164,7 @@ def _counting_protocol(state: ServerState, handshake_s: float) -> type[H11Protoc
                 self.cycle.disconnected = True   # the app's answer, if any, goes nowhere
                 self.cycle.message_event.set()
             if error is not None:
-                self.transport.write(error_bytes(error))
+                self.transport.write(error_bytes(error, request_id or state.new_id("req_")))
             self._lingering = True
             self.transport.resume_reading()   # read (and drop) even if flow control paused it
             if self.transport.can_write_eof():
@@ -262,7 +264,8 @@ def serve_command(args: argparse.Namespace) -> int:
     config = ServerConfig(seed=args.seed, profile=args.profile, time_scale=args.time_scale,
                           faults=faults_from_rate(args.fault_rate, args.fault_kinds, args.retry_after),
                           max_body_bytes=args.max_body_bytes,
-                          rate_tier=getattr(args, "rate_tier", None), api_key=args.api_key,
+                          rate_tier=getattr(args, "rate_tier", None),
+                          speeds=getattr(args, "speeds", None), api_key=args.api_key,
                           header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
                           max_retained=args.max_retained, **retention)
     check_host(args.host, allow_remote=args.allow_remote)
