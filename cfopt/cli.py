@@ -10,11 +10,18 @@
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
                 [--api-key KEY] [--header-timeout S] [--body-timeout S] [--batch-retention S]
                 [--fal-retention S] [--max-retained N]
+    cfopt dashboard-report --html FILE [--workload FILE] [--pipeline optimized|baseline|both]
+                           [--error-rate R] [--prometheus FILE] [--providers [--text-model M]
+                           [--slowdown X] [--slowdown-from S] [--compare]]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health|batches|fal|mixed]
                    [--api-key KEY] [--json]
     cfopt budget reconcile --redis URL --prefix P --ledger FILE [--ledger FILE ...]
                            [--from-zero] [--force] [--dry-run]
+    cfopt doctor [--json]
+
+``python -m cfopt ...`` runs the same command line through the current interpreter (a notebook
+cell: ``!{sys.executable} -m cfopt ...``).
 
 Each command is a thin layer over the library; errors print one line naming the problem and
 exit with status 2 (bad input) or 1 (a check that did not pass).
@@ -26,7 +33,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import CfoptError
+from .errors import CfoptError, ConfigError
 from .pricing import DEFAULT_PROFILE, PROFILES, SPEEDS
 
 __all__ = ["main", "build_parser"]
@@ -69,25 +76,19 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
-def _progress_bar(name: str, done: int, total: int) -> None:
-    if done != total and done % max(1, total // 40):
-        return
-    filled = 30 * done // max(1, total)
-    sys.stderr.write(f"\r{name:<10}[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def _report(args: argparse.Namespace) -> int:
     """Print the report as JSON or a table (and write the monitor's HTML report)."""
     from .pipeline import format_table, run_report  # the replays load only for this command
+    from .progress import ReplayProgress  # a bar per replay on a terminal, a line per replay elsewhere
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
-    report, monitor = run_report(
-        args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
-        only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
-        progress=_progress_bar if (sys.stderr.isatty() and not args.no_progress) else None,
-        with_contributions=args.contributions, speeds=args.speeds)
+    progress = ReplayProgress(prefix="replay ", mode="off" if args.no_progress else None)
+    try:
+        report, monitor = run_report(
+            args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
+            only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
+            progress=progress, with_contributions=args.contributions, speeds=args.speeds)
+    finally:
+        progress.close()
     if args.html:
         from .monitoring.htmlreport import write_html_report
         write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
@@ -105,11 +106,35 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard_report(args: argparse.Namespace) -> int:
     from .monitoring.htmlreport import write_replay_report
     from .pipeline.replay import Controls
+    provider_only = {"--text-model": args.text_model != "sonnet", "--slowdown": args.slowdown != 1.0,
+                     "--slowdown-from": args.slowdown_from != 0.0, "--compare": args.compare}
+    used = [flag for flag, given in provider_only.items() if given]
+    if used and not args.providers:
+        raise ConfigError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} --providers: "
+                          "the pipeline chooses its own models and has no slowdown window "
+                          "(use --pipeline both to compare)")
+    if args.providers and args.pipeline != "optimized":
+        raise ConfigError("--pipeline needs the pipeline: leave out --providers")
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
                         slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
-    path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,
-                               baseline=Controls(text_model=args.text_model) if args.compare else None)
+    exporter = None
+    if args.prometheus:
+        from .monitoring.prometheus import PrometheusExporter
+        exporter = PrometheusExporter()
+    from .progress import ReplayProgress
+    progress = ReplayProgress(prefix="replay ")
+    try:
+        path = write_replay_report(
+            args.html, args.workload, pipeline=args.pipeline, seed=args.seed, controls=controls,
+            providers=args.providers,
+            baseline=Controls(text_model=args.text_model) if args.compare else None,
+            on_event=(lambda e, m: exporter.handle(e)) if exporter is not None else None,
+            progress=progress)
+    finally:
+        progress.close()
     print(f"wrote {path}")
+    if exporter is not None:
+        print(f"wrote {exporter.write(args.prometheus)}")
     return 0
 
 
@@ -129,6 +154,11 @@ def _budget_reconcile(args: argparse.Namespace) -> int:
     print(done.format())
     print("dry run: nothing written" if args.dry_run else "reconciled: reservations are allowed again")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor_command
+    return doctor_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,15 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit 1 when a cache tier failed (e.g. an unreachable --redis)")
     rp.set_defaults(func=_report)
 
-    dr = sub.add_parser("dashboard-report", help="replay a workload and write the monitor's HTML report")
+    dr = sub.add_parser("dashboard-report",
+                        help="replay a workload with the monitor listening and write its HTML report")
     dr.add_argument("--html", required=True, help="output .html file")
     dr.add_argument("--workload", default="datasets/tiny.jsonl")
     dr.add_argument("--seed", type=int, default=0)
-    dr.add_argument("--text-model", default="sonnet")
-    dr.add_argument("--slowdown", type=float, default=1.0, help="provider latency multiplier")
-    dr.add_argument("--slowdown-from", type=float, default=0.0, help="seconds into the replay")
+    dr.add_argument("--pipeline", choices=["optimized", "baseline", "both"], default="optimized",
+                    help="which pipeline to replay; both: the baseline, then the optimized, side by side")
     dr.add_argument("--error-rate", type=float, default=0.0, help="injected provider failures")
-    dr.add_argument("--compare", action="store_true", help="also run without faults and compare")
+    dr.add_argument("--prometheus", default=None,
+                    help="also write the last replay's metrics in Prometheus's text format here")
+    dr.add_argument("--providers", action="store_true",
+                    help="replay straight to the simulated providers (no pipeline), for the options below")
+    dr.add_argument("--text-model", default="sonnet", help="with --providers: the model for text")
+    dr.add_argument("--slowdown", type=float, default=1.0,
+                    help="with --providers: provider latency multiplier")
+    dr.add_argument("--slowdown-from", type=float, default=0.0,
+                    help="with --providers: seconds into the replay")
+    dr.add_argument("--compare", action="store_true",
+                    help="with --providers: also run without faults first and compare")
     dr.set_defaults(func=_dashboard_report)
 
     lt = sub.add_parser("loadtest", help="drive a local `cfopt serve` (loopback targets only)")
@@ -261,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rebuild even though the budget is not marked reset (stop its traffic first)")
     rc.add_argument("--dry-run", action="store_true", help="show what would be written")
     rc.set_defaults(func=_budget_reconcile)
+
+    dc = sub.add_parser("doctor", help="check Python, the venv, the kernel, Redis, Chromium and "
+                                       "the grading sandbox; print the fix for each")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=_doctor)
     return parser
 
 

@@ -22,3 +22,15 @@ def tight_catalog(profile: str = DEFAULT_PROFILE) -> PriceCatalog:
         tier[cls] = {"rpm": 50, "itpm": 50_000, "otpm": 10_000}
     data["rate_tiers"][TIGHT] = tier
     return PriceCatalog(data, profile, rate_tier=TIGHT)
+
+
+def demo_unsplash_catalog(profile: str = "list-2026") -> PriceCatalog:
+    """The catalog of an Unsplash *demo* app: 50 searches an hour (``demo_per_hour``), then 403.
+
+    ContentFlow runs with production access (5,000 an hour); the refusal path is the same at
+    any limit, and 50 searches make it testable in a few calls.
+    """
+    data = tomllib.loads(resources.files("cfopt").joinpath("data/catalog.toml").read_text("utf-8"))
+    photo = data["profiles"][profile]["photo"]
+    photo["free_per_hour"] = photo["hard_limit_per_hour"] = photo["demo_per_hour"]
+    return PriceCatalog(data, profile)

@@ -284,8 +284,51 @@ def test_html_report_embeds_the_charts_and_the_figures(tmp_path, tiny):
 
 def test_replay_report_and_cli_write_a_comparison(tmp_path):
     out = tmp_path / "r.html"
-    assert main(["dashboard-report", "--html", str(out), "--workload", str(TINY),
+    assert main(["dashboard-report", "--html", str(out), "--workload", str(TINY), "--providers",
                  "--slowdown", "3", "--slowdown-from", "300", "--compare"]) == 0
     page = out.read_text()
     assert "Last two runs" in page and "baseline" in page and "this run" in page
     assert page.count("<img") == 1
+
+
+def _targets(page):
+    table = re.search(r"<table class='cfopt-targets'>(.*?)</table>", page).group(1)
+    return [re.sub(r"<[^>]+>", "|", row).strip("|").split("||") for row in table.split("</tr>")[1:-1]]
+
+
+def test_dashboard_report_shows_the_optimized_pipeline_by_default_with_the_exercise_targets(tmp_path, capsys):
+    from cfopt.pipeline import Pipeline, PipelineConfig, Targets
+    out = tmp_path / "r.html"
+    assert main(["dashboard-report", "--html", str(out), "--workload", str(TINY)]) == 0
+    page = out.read_text()
+    assert "through the optimized pipeline" in page and "no cache in this replay" not in page
+    run = Pipeline(PipelineConfig(), seed=0).run(load(TINY))      # what `cfopt report` replays
+    hits = sum(o.from_cache for o in run.outcomes) / len(run.outcomes)
+    rows = {row[0]: row[1:] for row in _targets(page)}
+    t = Targets()
+    assert rows[f"cache hit rate above {t.hit_rate:.1%}"][0] == f"{hits:.1%}"
+    p95 = float(np.percentile([o.response_s for o in run.outcomes], 95))
+    assert rows[f"response time (p95) under {t.response_s:g} s"] == [
+        f"{p95:.2f} s", "met" if p95 < t.response_s else "not met"]
+    assert "needs the baseline" in rows[f"API cost cut by at least {t.cost_reduction:.1%}"][0]
+    assert "over the 1 s" not in page                             # the course's target is 2 s
+
+
+def test_dashboard_report_both_pipelines_side_by_side_and_bad_flags(tmp_path, capsys):
+    from cfopt.pipeline import Pipeline, PipelineConfig
+    out = tmp_path / "r.html"
+    assert main(["dashboard-report", "--html", str(out), "--workload", str(TINY), "--pipeline", "both"]) == 0
+    page = out.read_text()
+    assert "Last two runs" in page and "<th>baseline</th><th>optimized</th>" in page
+    base = Pipeline(PipelineConfig.baseline(), seed=0).run(load(TINY)).cost_usd
+    opt = Pipeline(PipelineConfig(), seed=0).run(load(TINY)).cost_usd
+    cut_row = [r for r in _targets(page) if r[0].startswith("API cost cut")][0]
+    assert cut_row[1].startswith(f"{1 - opt / base:.1%} (${base:,.2f} to ${opt:,.2f})")
+    assert main(["dashboard-report", "--html", str(out), "--slowdown", "3"]) == 2
+    assert "--slowdown needs --providers" in capsys.readouterr().err
+
+
+def test_the_monitor_and_the_report_share_the_exercise_response_target():
+    from cfopt.monitoring.recommendations import RESPONSE_TARGET_S
+    from cfopt.pipeline import Targets
+    assert RESPONSE_TARGET_S == Targets().response_s

@@ -5,6 +5,7 @@ import json
 import statistics
 
 import pytest
+from catalog_support import demo_unsplash_catalog
 
 from cfopt.clock import VirtualClock
 from cfopt.errors import InvalidRequest, RateLimited
@@ -145,9 +146,9 @@ def test_exercise_profile_bills_past_50_an_hour_and_counts_down():
     assert p.rate_limit_headers()["X-Ratelimit-Remaining"] == "49"
 
 
-def test_list_profile_refuses_the_51st_search_until_the_hour_rolls():
+def test_list_profile_refuses_the_search_past_the_hourly_limit_until_the_hour_rolls():
     clock = VirtualClock(start=600.0)
-    p = UnsplashProvider(clock=clock, catalog=load_catalog("list-2026"))
+    p = UnsplashProvider(clock=clock, catalog=demo_unsplash_catalog())   # a demo app: 50 an hour
     for i in range(50):
         p.simulate(Call("unsplash-search", f"q{i}"))
     assert p.remaining() == 0
@@ -162,7 +163,7 @@ def test_list_profile_refuses_the_51st_search_until_the_hour_rolls():
 
 def test_a_refused_search_does_not_use_the_allowance():
     clock = VirtualClock()
-    p = UnsplashProvider(clock=clock, catalog=load_catalog("list-2026"))
+    p = UnsplashProvider(clock=clock, catalog=demo_unsplash_catalog())
     for i in range(50):
         p.simulate(Call("unsplash-search", f"q{i}"))
     for _ in range(5):

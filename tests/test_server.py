@@ -15,13 +15,15 @@ import time
 
 import httpx
 import pytest
+from catalog_support import demo_unsplash_catalog
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
 from cfopt.pricing import load_catalog, Usage
 from cfopt.providers import Call, Faults, Providers
-from cfopt.server import ServerConfig, WireError, bind_socket, check_host, serve_in_thread
+from cfopt.server import (ServerConfig, ServerState, WireError, bind_socket, check_host,
+                          serve_in_thread)
 from cfopt.server.anthropic import parse_message
 from cfopt.server.fal import _call as fal_call
 
@@ -325,7 +327,10 @@ def test_fal_errors(serve):
 
 # --- Unsplash -------------------------------------------------------------------------------
 def test_unsplash_headers_and_the_demo_limit(serve):
-    url = serve(ServerConfig(time_scale=10, profile="list-2026"))  # the hour lasts 6 minutes
+    config = ServerConfig(time_scale=10, profile="list-2026")   # the hour lasts 6 minutes
+    state = ServerState(config)
+    state.providers.unsplash.catalog = demo_unsplash_catalog()   # a demo app: 50 searches an hour
+    url = serve(config, state=state)
     key = {"authorization": "Client-ID unsplash-test"}
     remaining = []
     for _ in range(50):

@@ -9,7 +9,7 @@ pipeline whose only optimization is a given cache (the caching lessons' replay).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
 from ..cost.optimizer import CostOptimizer
@@ -75,14 +75,17 @@ _KEPT = ("optimized_cost_usd", "optimized_calls", "hit_rate", "p95_ms", "avg_ms"
 def contributions(requests: Sequence[Any], config: PipelineConfig, baseline: Any, lim: Any, *,
                   seed: int = 0, profile: str = DEFAULT_PROFILE, faults: Faults | None = None,
                   redis_url: str | None = None, stages: dict[str, Any] | None = None,
-                  speeds: str | None = None) -> dict[str, dict[str, float]]:
+                  speeds: str | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """Replay once without each optimization of ``config``: what each one contributes."""
     out = {}
     for name in config.applied:
         on = [n for n in config.applied if n != name]
+        tick = (lambda done, total, label=f"without {name}": progress(label, done, total)) \
+            if progress is not None else None
         run = Pipeline(PipelineConfig.select(only=on) if on else PipelineConfig.baseline(),
                        seed=seed, profile=profile, faults=faults, redis_url=redis_url,
-                       speeds=speeds, **_fresh(stages)).run(requests)
+                       speeds=speeds, **_fresh(stages)).run(requests, tick)
         d = build_report(requests, baseline, run, lim)["details"]
         out[f"without {name}"] = {k: d[k] for k in _KEPT}
     return out
@@ -123,5 +126,5 @@ def run_report(workload: str | Sequence[Any], *, seed: int = 0, profile: str = D
                                    **contributions(requests, config, baseline, lim, seed=seed,
                                                    profile=profile, faults=faults,
                                                    redis_url=redis_url, stages=stages,
-                                                   speeds=speeds)}
+                                                   speeds=speeds, progress=progress)}
     return report, monitor

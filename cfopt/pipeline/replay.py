@@ -206,21 +206,29 @@ class PipelineReplay:
     supports = frozenset({"error_rate", "quality_bar", "cache_capacity", "cache_ttl_s", "batching"})
 
     def __init__(self, requests: Sequence[Request], *, seed: int = 0,
-                 profile: str = DEFAULT_PROFILE, config: PipelineConfig | None = None) -> None:
+                 profile: str = DEFAULT_PROFILE, config: PipelineConfig | None = None,
+                 supports: frozenset[str] | None = None) -> None:
         if not requests:
             raise ConfigError("a replay needs at least one request")
         self.requests = list(requests)
         self.seed, self.profile = seed, profile
         self.config = config if config is not None else PipelineConfig()
+        if supports is not None:   # fewer controls: frozenset({"error_rate"}) replays config as is
+            self.supports = type(self).supports & frozenset(supports)
 
     def __repr__(self) -> str:
         return (f"PipelineReplay(requests={len(self.requests)}, seed={self.seed}, "
                 f"profile={self.profile!r}, config={self.config!r})")
 
     def pipeline(self, c: Controls, *, clock: VirtualClock, bus: EventBus) -> Pipeline:
-        """The pipeline these controls describe: switches from ``config``, knobs from ``c``."""
+        """The pipeline these controls describe: switches from ``config``, knobs from ``c``
+        (only the controls this replay ``supports``; the others keep their defaults)."""
+        if self.supports != type(self).supports:
+            kept = {f: getattr(c, f) for f in self.supports if f in Controls.__dataclass_fields__}
+            c = Controls(**kept)
         bar = c.bar()
-        config = replace(self.config, routing=self.config.routing and bar is not None,
+        routing_off = "quality_bar" in self.supports and bar is None
+        config = replace(self.config, routing=self.config.routing and not routing_off,
                          batching=self.config.batching and c.batching)
         cache = CacheManager(memory_entries=c.cache_capacity,
                              ttls=TTLPolicy().with_memory(c.cache_ttl_s),

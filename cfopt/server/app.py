@@ -16,6 +16,7 @@ Routes (the wire formats of the real APIs; see each module):
     GET  /_cfopt/stats                        what reached the server: connections, requests, cost
     POST /_cfopt/faults                       make the next calls fail: {"fail_next": [...]}
     GET  /_cfopt/health                       {"ok": true}
+    GET  /metrics                             Prometheus text format (metrics.py)
 
 ``/_cfopt/*`` needs an API key like every other route (the server's own, when it has one);
 at most ``ServerConfig.max_pending_faults`` planned faults wait at once.
@@ -48,15 +49,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CfoptError
-from . import anthropic, batches, fal, models, unsplash
+from . import anthropic, batches, fal, metrics, models, unsplash
 from .config import ServerConfig
-from .state import ServerState
+from .state import ENDED_BY, ServerState
 from .wire import WireError, error_response, read_json, require_key
 
-__all__ = ["create_app", "LOGGER_NAME", "ENDED_BY"]
+__all__ = ["create_app", "LOGGER_NAME"]
 
 LOGGER_NAME = "cfopt.server"
-ENDED_BY = "cfopt.ended_by"   # a scope key the connection layer sets: why a request got no answer
 MAX_FAULTS_PER_CALL = 100
 log = logging.getLogger(LOGGER_NAME)
 
@@ -67,6 +67,7 @@ def _style(path: str) -> str:
 
 async def _wire_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WireError)
+    metrics.count_error(request, exc.error_type)
     return error_response(exc, request)
 
 
@@ -74,6 +75,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
+    metrics.count_error(request, kind)
     return error_response(WireError(exc.status_code, kind, f"{message}: {request.url.path}",
                                     style=_style(request.url.path)), request)
 
@@ -155,6 +157,7 @@ class Guard:
             # the answer says the connection ends: the client must not reuse it.
             log.error("unexpected %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
             self.state.stats.count_internal_error()
+            metrics.count_error(Request(scope), "api_error")
             if not started:
                 path = scope["path"]
                 style = "fal" if path.startswith("/fal/") else \
@@ -204,5 +207,6 @@ def create_app(config: ServerConfig | None = None, *, state: ServerState | None 
     handlers: dict[Any, Any] = {WireError: _wire_error, HTTPException: _http_error}
     app = Starlette(routes=_routes(), exception_handlers=handlers)
     app.state.cfopt = state
-    app.add_middleware(Guard, state=state)
+    app.add_middleware(Guard, state=state)   # inside HttpMetrics: it counts Guard's answers
+    metrics.install(app, state)   # GET /metrics and its HTTP counters
     return app

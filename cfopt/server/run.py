@@ -38,11 +38,11 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import ENDED_BY, create_app
+from .app import create_app
 from ..errors import ConfigError
 from ..providers.base import Faults
 from .config import DEFAULT_BACKLOG, DEFAULT_HOST, ServerConfig, check_host
-from .state import FAULT_KINDS, ServerState
+from .state import ENDED_BY, FAULT_KINDS, ServerState
 from .wire import WireError, error_bytes
 
 __all__ = ["bind_socket", "make_server", "serve", "serve_in_thread", "base_url", "serve_command",

@@ -45,7 +45,8 @@ from .config import ServerConfig
 if TYPE_CHECKING:
     from ..providers import Providers
 
-__all__ = ["ServerState", "ServerStats", "FaultPlan", "Retained", "FAULT_KINDS", "UNANSWERED"]
+__all__ = ["ServerState", "ServerStats", "FaultPlan", "Retained", "FAULT_KINDS", "UNANSWERED",
+           "ENDED_BY"]
 
 FAULT_KINDS = ("rate_limited", "overloaded", "server_error", "timeout")
 # Planned only (no random rate): a streamed answer that starts, then fails with an ``error`` event
@@ -53,6 +54,7 @@ FAULT_KINDS = ("rate_limited", "overloaded", "server_error", "timeout")
 STREAM_FAULT_KINDS = ("overloaded_mid_stream",)
 # Why a request got no answer of ours: not a status, and never a 500.
 UNANSWERED = ("client_disconnect", "header_timeout", "body_timeout")
+ENDED_BY = "cfopt.ended_by"   # the scope key that says which, set where it is found out
 V = TypeVar("V")
 
 
