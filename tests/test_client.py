@@ -28,7 +28,7 @@ def serve():
 
 
 def server_connections(url: str) -> int:
-    return httpx.get(f"{url}/_cfopt/stats").json()["connections_opened"]
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "k"}).json()["connections_opened"]
 
 
 # --- errors, without a server ---------------------------------------------------------------
@@ -187,7 +187,7 @@ def test_async_client_shares_a_bounded_pool_between_tasks(serve):
 
 def test_async_errors_are_typed_too(serve):
     url = serve(ServerConfig(time_scale=1000))
-    httpx.post(f"{url}/_cfopt/faults", json={"fail_next": ["rate_limited", "overloaded"],
+    httpx.post(f"{url}/_cfopt/faults", headers={"x-api-key": "k"}, json={"fail_next": ["rate_limited", "overloaded"],
                                              "retry_after_s": 500.0})
 
     async def main() -> list[Exception]:
