@@ -326,8 +326,9 @@ class _Run:
             outcomes = self.clock.run(self._main(every_s, on_tick, schedule))
             for layer in self.cache.layers if self.cache is not None else ():
                 st = layer.stats
+                # an outage or a damaged file must show in the report
                 layers[layer.name] = {"hits": st.hits, "misses": st.misses, "sets": st.sets,
-                                      "failures": st.failures}  # an outage must show in the report
+                                      "failures": st.failures, "corruptions": st.corruptions}
         finally:
             if self.cache is not None:
                 self.cache.release()
