@@ -47,12 +47,11 @@ def test_a_far_timer_is_one_step_however_far(far):
     async def main():
         await asyncio.gather(asyncio.sleep(far), asyncio.sleep(far / 3), clock.asleep(1.0))
         return clock.now()
-    t0 = time.perf_counter()
     ended = clock.run(main())
     # asyncio runs a timer once now is within its clock resolution of it (1 ns here, or two
-    # float steps far from zero): the end may come that much early, never later.
-    assert far - max(1e-9, 2 * math.ulp(far)) <= ended <= far
-    assert time.perf_counter() - t0 < 1.0
+    # float steps far from zero), and adding the delay to the start may round by a float step:
+    # the end lands within that of the timer. (How many jumps it took: the test below.)
+    assert abs(ended - far) <= max(1e-9, 2 * math.ulp(far))
 
 
 def test_idle_time_costs_no_work_per_simulated_second(monkeypatch):
