@@ -2,6 +2,7 @@
 
     CfoptError
     ├── ConfigError              an impossible argument or a bad catalog entry (also ValueError)
+    │   └── SandboxUnavailable   cfopt grade cannot isolate submissions on this machine
     ├── WorkloadError            a bad workload line: file, line number and field (also ValueError)
     ├── BudgetExceeded           a call would take a budget past its cap
     └── ProviderError            a provider call failed; ``status`` is its HTTP status
@@ -19,7 +20,7 @@ took before it failed, so simulations charge the caller's time honestly.
 from __future__ import annotations
 
 __all__ = [
-    "CfoptError", "ConfigError", "WorkloadError", "BudgetExceeded", "ProviderError",
+    "CfoptError", "ConfigError", "SandboxUnavailable", "WorkloadError", "BudgetExceeded", "ProviderError",
     "InvalidRequest", "AuthenticationError", "NotFound", "RateLimited", "ServerError",
     "Overloaded", "ProviderTimeout",
 ]
@@ -31,6 +32,10 @@ class CfoptError(Exception):
 
 class ConfigError(CfoptError, ValueError):
     """An impossible argument or a bad catalog entry."""
+
+
+class SandboxUnavailable(ConfigError):
+    """``cfopt grade`` cannot build a sandbox here (no bubblewrap, no namespaces); says why."""
 
 
 class WorkloadError(CfoptError, ValueError):
