@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from cfopt.cli import main
 from cfopt.course import kit, sandbox
-from cfopt.course.grading import GradeReport, find_solution, grade, grade_folder, merge_checks, student_of
+from cfopt.course.exercises import find_solution, merge_checks
+from cfopt.course.grading import grade
 from cfopt.course.probe import Poison, ProbeError, to_json
 from cfopt.course.redact import Redactor
+from cfopt.course.report import GradeReport, student_of
 from cfopt.course.scan import scan_cell
 from cfopt.course.verdicts import judge
 from cfopt.errors import ConfigError, SandboxUnavailable
@@ -437,11 +438,13 @@ def test_the_scan_leaves_honest_code_alone(source, original):
 
 
 def test_the_sandbox_binds_the_kit_read_only_and_never_the_solutions(tmp_path):
-    argv = sandbox.bwrap_argv(["python"], private=tmp_path, read_only=sandbox.read_only_paths(REPO), uid=1_600_000_000)
+    argv = sandbox.bwrap_argv(["python"], read_only=sandbox.read_only_paths(REPO), uid=1_600_000_000)
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind")]
     assert str(REPO / "cfopt") in binds and str(REPO / "datasets") in binds
     assert not any(b == str(REPO) or "solutions" in b or "tests" in b for b in binds), binds
-    assert argv[argv.index("--bind") + 1: argv.index("--bind") + 3] == [str(tmp_path), sandbox.HOME]
+    assert "--bind" not in argv                      # nothing of the host is writable
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"] == ["/tmp", sandbox.HOME]
+    assert argv[argv.index(sandbox.HOME) - 3:argv.index(sandbox.HOME)] == ["--size", str(256 << 20), "--tmpfs"]
     for flag in ("--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session", "--no-new-privs",
                  "--reuid=1600000000", "--bounding-set=-all"):
         assert flag in argv
@@ -451,7 +454,8 @@ def test_the_sandbox_binds_the_kit_read_only_and_never_the_solutions(tmp_path):
 
 
 def test_limits_are_positive_whole_numbers_with_a_readable_repr():
-    assert repr(sandbox.Limits(processes=64)) == "Limits(memory_mb=2048, cpu_s=600, processes=64, file_mb=64)"
+    assert repr(sandbox.Limits(processes=64)) == \
+        "Limits(memory_mb=2048, cpu_s=600, processes=64, file_mb=64, disk_mb=256)"
     with pytest.raises(ConfigError, match="Limits.cpu_s must be a positive whole number, got 1.5"):
         sandbox.Limits(cpu_s=1.5)
     assert sandbox.Limits().rlimits()["RLIMIT_AS"] == 2048 << 20

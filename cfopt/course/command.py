@@ -33,12 +33,14 @@ def add_grade_arguments(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("--cpu-s", type=int, default=L.cpu_s, help="CPU seconds per process")
     gr.add_argument("--processes", type=int, default=L.processes, help="processes and threads per sandbox")
     gr.add_argument("--file-mb", type=int, default=L.file_mb, help="largest file a notebook may write")
+    gr.add_argument("--disk-mb", type=int, default=L.disk_mb, help="size of each writable folder in a sandbox")
     gr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def grade_command(args: argparse.Namespace) -> int:
     """Run ``cfopt grade``: 0 when graded (whatever the score), 2 on bad input."""
-    from .grading import GradeOptions, grade_folder, write_csv, _Grader
+    from .grading import GradeOptions, grade, grade_folder
+    from .report import write_csv
 
     target = Path(args.target)
     if args.jobs < 1:
@@ -47,7 +49,7 @@ def grade_command(args: argparse.Namespace) -> int:
         solutions=Path(args.solutions) if args.solutions else None, timeout=args.timeout,
         cell_timeout=min(args.cell_timeout, args.timeout), seed=args.seed, sandbox=not args.no_sandbox,
         limits=Limits(memory_mb=args.memory_mb, cpu_s=args.cpu_s, processes=args.processes,
-                      file_mb=args.file_mb))
+                      file_mb=args.file_mb, disk_mb=args.disk_mb))
 
     def progress(line: str) -> None:   # a line per finished notebook, terminal or not
         print(line, file=sys.stderr, flush=True)
@@ -58,7 +60,7 @@ def grade_command(args: argparse.Namespace) -> int:
         if not reports:
             raise ConfigError(f"no .ipynb notebooks under {target}")
     elif target.is_file():
-        reports = _Grader(options, args.jobs, show).run([target], None, strict=True)
+        reports = [grade(target, jobs=args.jobs, progress=show, options=options)]
     else:
         raise ConfigError(f"no notebook or folder at {target}")
     if args.csv:
@@ -76,7 +78,7 @@ def grade_command(args: argparse.Namespace) -> int:
 
 def release_command(args: argparse.Namespace) -> int:
     """Run ``cfopt kit release DIR``."""
-    from .grading import kit_solutions
+    from .exercises import kit_solutions
     from .release import release
     root = Path(args.kit) if args.kit else kit_solutions().parent
     written = release(root, args.target)

@@ -20,30 +20,25 @@ Grading never raises for what a learner wrote; it raises ``ConfigError`` for bad
 """
 from __future__ import annotations
 
-import copy
-import csv
 import hashlib
 import json
-import re
 import secrets
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
-from .cells import check_cells, check_name, exercise_id, probe_cells, probe_name, text
+from .exercises import Exercise, Solutions, load_notebook, merge_checks
 from .redact import Redactor
+from .report import CheckOutcome, GradeReport, student_of
 from .sandbox import DEFAULT_LIMITS, Limits, require_sandbox
-from .scan import Evidence, defined_names, scan_notebook
+from .scan import Evidence, scan_notebook
 from .verdicts import judge
 
-__all__ = ["CheckOutcome", "GradeReport", "GradeOptions", "Exercise", "grade", "grade_folder",
-           "write_csv", "find_solution", "merge_checks", "student_of", "kit_solutions",
-           "DEFAULT_TIMEOUT_S", "DEFAULT_CELL_TIMEOUT_S"]
+__all__ = ["GradeOptions", "grade", "grade_folder", "DEFAULT_TIMEOUT_S", "DEFAULT_CELL_TIMEOUT_S"]
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CELL_TIMEOUT_S = 120.0
@@ -62,253 +57,6 @@ class GradeOptions:
     seed: int | None = None          # None: a fresh random seed, reported with the grades
     sandbox: bool = True
     limits: Limits = DEFAULT_LIMITS
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """One check's verdict: points earned, what to tell the learner, what its own cell said."""
-
-    name: str
-    passed: bool
-    feedback: str
-    points: float = 1
-    earned: float = 0.0
-    in_notebook: str = ""      # the learner's check cell: "passed", "failed: ...", "not yet: ..."
-    tampered: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GradeReport:
-    """Every check of one submission, its score, and what went wrong if anything did."""
-
-    notebook: str
-    checks: tuple[CheckOutcome, ...]
-    error: str | None = None
-    cell_errors: tuple[str, ...] = field(default=())
-    seconds: float = 0.0
-    student: str = ""
-    exercise: str = ""
-    tampered: tuple[str, ...] = field(default=())
-    seed: int | None = None
-    sandboxed: bool = True
-
-    @property
-    def score(self) -> float:
-        return sum(c.earned for c in self.checks)
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.points for c in self.checks)
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form: notebook, student, exercise, checks, score, max_score, tampered, ..."""
-        return {
-            "notebook": self.notebook, "student": self.student, "exercise": self.exercise,
-            "checks": [{"name": c.name, "passed": c.passed, "feedback": c.feedback, "points": c.points,
-                        "earned": _num(c.earned), "in_notebook": c.in_notebook, "tampered": c.tampered}
-                       for c in self.checks],
-            "score": _num(self.score), "max_score": _num(self.max_score),
-            "percent": round(self.percent, 1), "tampered": list(self.tampered), "error": self.error,
-            "cell_errors": list(self.cell_errors), "seconds": round(self.seconds, 2),
-            "seed": self.seed, "sandboxed": self.sandboxed,
-        }
-
-    def format(self) -> str:
-        """A report a person reads: the score, then one line per check."""
-        lines = [f"{self.notebook}: {self.score:g}/{self.max_score:g}"
-                 + (f" ({self.exercise})" if self.exercise else "")]
-        if self.tampered:
-            lines.append(f"  tampered: {'; '.join(self.tampered)}")
-        if self.error:
-            lines.append(f"  error: {self.error}")
-        for c in self.checks:
-            mark = "✅" if c.passed else "❌"
-            lines.append(f"  {mark} {c.name}" + (f": {c.feedback}" if c.feedback else ""))
-        return "\n".join(lines)
-
-    def progress(self) -> str:
-        """One line for stderr when the grade is done."""
-        line = (f"{self.student or '-'}  {Path(self.notebook).name}  {self.score:g}/{self.max_score:g} "
-                f"({self.percent:.0f}%)  {self.seconds:.1f} s")
-        if self.tampered:
-            line += f"  TAMPERED: {self.tampered[0]}" + (f" (+{len(self.tampered) - 1})" if len(self.tampered) > 1 else "")
-        if self.error:
-            line += f"  error: {self.error[:120]}"
-        return line
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else round(x, 4)
-
-
-# --- exercises and their solutions ---------------------------------------------------------
-
-def kit_solutions() -> Path:
-    """The kit's own ``solutions/`` folder (next to the installed package)."""
-    return Path(__file__).resolve().parents[2] / "solutions"
-
-
-@dataclass(frozen=True, slots=True)
-class Exercise:
-    """A solution notebook read once: its checks, probes, and the exercise the learner got."""
-
-    id: str
-    path: Path
-    nb: dict[str, Any]
-    checks: tuple[tuple[int, str, float], ...]
-    probes: Mapping[str, Any]
-    authored: Mapping[str, str]       # cell id -> the author's source (exercise cells, probe cells)
-    defined: frozenset[str]           # functions and classes the exercise defines
-
-    @classmethod
-    def load(cls, path: Path) -> "Exercise":
-        from .kit import build_notebook
-        nb = _load(path)
-        where = str(path)
-        probes = probe_cells(nb, where)
-        exercise = build_notebook(nb, name=where)
-        # a learner who copied the solution's probe cells copied author code: not theirs to scan
-        authored = {str(c.get("id")): text(c.get("source", "")) for c in
-                    [*exercise["cells"], *(nb["cells"][p.index] for p in probes.values())] if c.get("id")}
-        return cls(exercise_id(nb) or path.stem, path, nb, tuple(check_cells(nb, where)), probes, authored,
-                   frozenset(defined_names(exercise["cells"])))
-
-    @property
-    def references(self) -> list[str]:
-        return sorted({r for p in self.probes.values() for r in p.references})
-
-    def where(self, nb: Mapping[str, Any]) -> dict[str, int]:
-        """Where each check of this exercise sits in ``nb``."""
-        names = {name for _, name, _ in self.checks}
-        return {name: i for i, c in enumerate(nb["cells"]) if (name := check_name(c)) in names}
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not a notebook (invalid JSON: {e})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a notebook (not UTF-8 text)") from None
-    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
-        raise ConfigError(f"{path}: not an nbformat 4 notebook")
-    return nb
-
-
-class Solutions:
-    """The solutions folder, indexed by exercise id; each solution is read when first needed."""
-
-    def __init__(self, folder: Path | str | None) -> None:
-        self.folder = Path(folder) if folder is not None else kit_solutions()
-        if not self.folder.is_dir():
-            raise ConfigError(f"no solutions folder at {self.folder}; pass --solutions FOLDER")
-        self._paths: dict[str, Path] = {}
-        for p in sorted(self.folder.glob("*.ipynb")):
-            try:
-                ident = exercise_id(json.loads(p.read_text(encoding="utf-8"))) or p.stem
-            except (ValueError, OSError):
-                continue
-            self._paths.setdefault(ident, p)
-        self._loaded: dict[str, Exercise] = {}
-        self._lock = threading.Lock()
-
-    def find(self, nb: Mapping[str, Any], path: Path) -> Exercise:
-        """The exercise of ``nb``: by its metadata, else (no metadata) by the file's own name."""
-        ident = exercise_id(nb)
-        if ident is None and path.stem in self._paths:
-            ident = path.stem
-        if ident is None:
-            raise ConfigError(f"{path.name}: no exercise id in its metadata (cfopt.exercise; notebooks "
-                              f"made by `cfopt kit build` have one) and no solution named {path.name} "
-                              f"in {self.folder}")
-        if ident not in self._paths:
-            raise ConfigError(f"{path.name}: exercise {ident!r} has no solution in {self.folder}")
-        with self._lock:
-            if ident not in self._loaded:
-                self._loaded[ident] = Exercise.load(self._paths[ident])
-            return self._loaded[ident]
-
-
-def find_solution(notebook: Path | str, solutions: Path | str | None = None) -> Path:
-    """Return the solution notebook of ``notebook`` (matched by metadata, see ``Solutions``)."""
-    path = Path(notebook)
-    return Solutions(solutions).find(_load(path), path).path
-
-
-def merge_checks(learner: Mapping[str, Any], solution: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """Return the learner's notebook with the solution's check cells, and where each check is.
-
-    Learner check cells are replaced by the solution's cell of that name; duplicates, checks
-    the solution does not know, and probe cells lose their status and run as plain code;
-    missing checks are inserted after the cell the solution has before them (matched by cell
-    id or check name), else at the end. Probe cells of the solution are never added.
-    """
-    sol_cells = [c for c in solution["cells"] if probe_name(c) is None]
-    sol_checks = {name: sol_cells[i] for i, name, _ in check_cells({"cells": sol_cells}, "solution")}
-    nb = copy.deepcopy(dict(learner))
-    cells: list[dict[str, Any]] = []
-    placed: set[str] = set()
-    for cell in nb["cells"]:
-        name = check_name(cell)
-        if name in sol_checks and name not in placed and probe_name(cell) is None:
-            real = copy.deepcopy(sol_checks[name])
-            real["outputs"], real["execution_count"] = [], None
-            if "id" in cell:
-                real["id"] = cell["id"]
-            cells.append(real)
-            placed.add(name)
-        else:
-            if name is not None or probe_name(cell) is not None:  # not a real check: never read
-                cell = copy.deepcopy(cell)
-                cell.setdefault("metadata", {}).pop("cfopt", None)
-            cells.append(cell)
-    for pos, sol_cell in enumerate(sol_cells):
-        name = check_name(sol_cell)
-        if name is None or name in placed:
-            continue
-        real = copy.deepcopy(sol_cell)
-        real["outputs"], real["execution_count"] = [], None
-        real.pop("id", None)
-        cells.insert(_anchor(cells, sol_cells[:pos]), real)
-        placed.add(name)
-    nb["cells"] = cells
-    where = {name: i for i, c in enumerate(cells) if (name := check_name(c)) in sol_checks}
-    return nb, where
-
-
-def _anchor(cells: list[dict[str, Any]], before: list[dict[str, Any]]) -> int:
-    """Index just after the learner cell matching the nearest solution cell in ``before``."""
-    for sol_cell in reversed(before):
-        key_id, key_name = sol_cell.get("id"), check_name(sol_cell)
-        for i, c in enumerate(cells):
-            if (key_id and c.get("id") == key_id) or (key_name and check_name(c) == key_name):
-                return i + 1
-    return len(cells)
-
-
-def student_of(path: Path, folder: Path | None, exercise: str = "") -> str:
-    """The student a submission belongs to: its first folder under ``folder``, else its file name.
-
-    >>> student_of(Path("subs/ada/04_batch_processing.ipynb"), Path("subs"))
-    'ada'
-    >>> student_of(Path("subs/bob_04_batch_processing (1).ipynb"), Path("subs"), "04_batch_processing")
-    'bob'
-    """
-    if folder is not None:
-        try:
-            rel = path.relative_to(folder)
-        except ValueError:
-            rel = Path(path.name)
-        if len(rel.parts) > 1:
-            return rel.parts[0]
-    stem = re.sub(r"\s*(\(\d+\)|-?\s*Copy\d*|copy)$", "", path.stem, flags=re.I)
-    if exercise and exercise in stem:
-        stem = stem.replace(exercise, "")
-    return stem.strip(" _-.") or path.stem
 
 
 # --- one run in a sandbox, and what came back -------------------------------------------------
@@ -516,7 +264,7 @@ class _Grader:
         found: list[tuple[Path, dict[str, Any] | None, Exercise | None, str | None]] = []
         for p in paths:
             try:
-                nb = _load(p)
+                nb = load_notebook(p)
                 found.append((p, nb, self.solutions.find(nb, p), None))
             except ConfigError as e:
                 if strict:
@@ -591,12 +339,16 @@ def _options(options: GradeOptions | None, kw: Mapping[str, Any]) -> GradeOption
     return opts
 
 
-def grade(notebook: Path | str, *, options: GradeOptions | None = None, **kw: Any) -> GradeReport:
-    """Grade one notebook (and run its solution on the same seed); see ``GradeOptions``."""
+def grade(notebook: Path | str, *, jobs: int = 1, progress: Callable[[str], None] | None = None,
+          options: GradeOptions | None = None, **kw: Any) -> GradeReport:
+    """Grade one notebook (and run its solution on the same seed); see ``GradeOptions``.
+
+    With ``jobs=2`` the notebook and its solution run at the same time.
+    """
     path = Path(notebook)
     if not path.is_file():
         raise ConfigError(f"no notebook at {path}")
-    return _Grader(_options(options, kw), 1, None).run([path], None, strict=True)[0]
+    return _Grader(_options(options, kw), jobs, progress).run([path], None, strict=True)[0]
 
 
 def _notebooks(folder: Path) -> list[Path]:
@@ -614,27 +366,3 @@ def grade_folder(folder: Path | str, *, jobs: int = 1, progress: Callable[[str],
     return _Grader(_options(options, kw), jobs, progress).run(_notebooks(root), root)
 
 
-# --- output ---------------------------------------------------------------------------------
-
-def write_csv(reports: Iterable[GradeReport], path: Path | str) -> None:
-    """One row per submission: student, notebook, exercise, score, max, percent, one column per
-    check (points earned), tampered, error, seconds."""
-    reports = list(reports)
-    columns: dict[tuple[str, str], str] = {}
-    owners: dict[str, set[str]] = {}
-    for r in reports:
-        for c in r.checks:
-            owners.setdefault(c.name, set()).add(r.exercise)
-    for r in reports:
-        for c in r.checks:
-            label = c.name if len(owners[c.name]) == 1 else f"{r.exercise}: {c.name}"
-            columns.setdefault((r.exercise, c.name), label)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "notebook", "exercise", "score", "max", "percent", *columns.values(),
-                    "tampered", "error", "seconds"])
-        for r in reports:
-            got = {(r.exercise, c.name): f"{c.earned:g}" for c in r.checks}
-            w.writerow([r.student, r.notebook, r.exercise, f"{r.score:g}", f"{r.max_score:g}",
-                        f"{r.percent:.1f}", *(got.get(k, "") for k in columns),
-                        "; ".join(r.tampered), r.error or "", f"{r.seconds:.1f}"])

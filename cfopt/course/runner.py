@@ -66,30 +66,25 @@ class Run:
 
     def __init__(self, job: Job, *, sandbox: bool = True, kit_root: Path | None = None) -> None:
         self.job, self.sandbox = job, sandbox
-        self.root = Path(tempfile.mkdtemp(prefix="cfopt-grade-"))
-        self.home = self.root / "home"
-        self.home.mkdir()
+        self.root = Path(tempfile.mkdtemp(prefix="cfopt-grade-"))   # the runner's log; unsandboxed, its folders
         self.survivors = 0
         self.uid = sb.allocate_uid() if sandbox and os.geteuid() == 0 else None
-        (self.home / job.name).write_text(json.dumps(job.notebook), encoding="utf-8")
-        sb.seed_home(self.home)
+        fonts = sb.font_list()
         command = [sys.executable, "-m", "cfopt.course.runner"]
         if sandbox:
             home, tmp = sb.HOME, "/tmp"
-            if self.uid is not None:
-                for p in (self.home, *self.home.rglob("*")):
-                    os.chown(p, self.uid, self.uid)
-            argv = sb.bwrap_argv(command, private=self.home, read_only=sb.read_only_paths(kit_root),
-                                 uid=self.uid)
+            argv = sb.bwrap_argv(command, read_only=sb.read_only_paths(kit_root), uid=self.uid,
+                                 limits=job.limits, fonts=fonts)
+            self.fonts = f"{sb.FONTS}/{fonts.name}" if fonts else None
         else:
-            home, tmp = str(self.home), str(self.root / "tmp")
-            (self.root / "tmp").mkdir()
+            home, tmp = str(self.root / "home"), str(self.root / "tmp")
             argv = command
+            self.fonts = str(fonts) if fonts else None
         self.env = sb.kernel_env(home, kit_root=kit_root)
         self.writable = [home, tmp]
         self._stderr = open(self.root / "runner.log", "w+b")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=self.env, cwd=self.home,
+                                     stderr=self._stderr, env=self.env, cwd=self.root,
                                      start_new_session=True)
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -104,7 +99,7 @@ class Run:
         """Send the job; return the runner's phase-1 answer (raises ``RunFailed``)."""
         j = self.job
         self._send({"notebook": j.notebook, "name": j.name, "references": list(j.references),
-                    "timeout": j.timeout, "cell_timeout": j.cell_timeout,
+                    "timeout": j.timeout, "cell_timeout": j.cell_timeout, "fonts": self.fonts,
                     "limits": j.limits.rlimits(), "writable": self.writable})
         return self._receive(j.timeout + 90, phase=1)
 
@@ -256,6 +251,12 @@ def main() -> None:
     home, tmp = job["writable"]
     for sub in ("ipython", "jupyter/runtime", "jupyter/data", "jupyter/config"):
         os.makedirs(os.path.join(tmp, sub), exist_ok=True)
+    os.makedirs(os.path.join(home, ".matplotlib"), exist_ok=True)
+    if job.get("fonts"):
+        shutil.copyfile(job["fonts"], os.path.join(home, ".matplotlib", os.path.basename(job["fonts"])))
+    with open(os.path.join(home, job["name"]), "w", encoding="utf-8") as f:   # the notebook, for its own code
+        json.dump(job["notebook"], f)
+    os.chdir(home)
     env = dict(os.environ)
     env[SPEC_ENV] = json.dumps({"references": job["references"], "writable": job["writable"],
                                 "notebook": os.path.join(home, job["name"])})

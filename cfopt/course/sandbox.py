@@ -22,7 +22,7 @@ and never binds uid 0: as root, each sandbox runs as a uid of its own (``allocat
 limit holds and one submission's processes never count against another's.
 
 >>> Limits(memory_mb=1024)
-Limits(memory_mb=1024, cpu_s=600, processes=256, file_mb=64)
+Limits(memory_mb=1024, cpu_s=600, processes=256, file_mb=64, disk_mb=256)
 >>> Limits(memory_mb=0)
 Traceback (most recent call last):
 cfopt.errors.ConfigError: Limits.memory_mb must be a positive whole number, got 0
@@ -43,13 +43,14 @@ from typing import Mapping, Sequence
 from ..errors import ConfigError, SandboxUnavailable
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "HOME", "sandbox_problem", "require_sandbox", "bwrap_argv",
-           "kernel_env", "allocate_uid", "sweep", "read_only_paths", "seed_home"]
+           "kernel_env", "allocate_uid", "sweep", "read_only_paths", "font_list", "FONTS"]
 
 HOME = "/home/learner"          # the submission's folder inside the sandbox: cwd and $HOME
+FONTS = "/opt/cfopt"             # where the grader's matplotlib font list is bound, read-only
 UID_FIRST, UID_COUNT = 1_500_000_000, 500_000_000   # far above any real account's uid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Limits:
     """Per-process limits inside a sandbox (rlimits): address space, CPU, processes, file size."""
 
@@ -57,6 +58,7 @@ class Limits:
     cpu_s: int = 600          # RLIMIT_CPU: seconds of CPU, then SIGXCPU (SIGKILL 5 s later)
     processes: int = 256      # RLIMIT_NPROC: processes and threads of the sandbox's uid
     file_mb: int = 64         # RLIMIT_FSIZE: the largest file a process may write
+    disk_mb: int = 256        # the size of each writable folder ($HOME, /tmp: in-memory tmpfs)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -67,6 +69,9 @@ class Limits:
         """Return ``{resource name: value}`` for ``resource.setrlimit`` (soft = hard)."""
         return {"RLIMIT_AS": self.memory_mb << 20, "RLIMIT_CPU": self.cpu_s,
                 "RLIMIT_NPROC": self.processes, "RLIMIT_FSIZE": self.file_mb << 20, "RLIMIT_CORE": 0}
+
+    def __repr__(self) -> str:
+        return ("Limits(" + ", ".join(f"{k}={v}" for k, v in asdict(self).items()) + ")")
 
 
 DEFAULT_LIMITS = Limits()
@@ -84,8 +89,7 @@ def kernel_env(home: str, *, kit_root: Path | None, extra: Mapping[str, str] | N
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home, "USER": "learner", "LOGNAME": "learner", "TMPDIR": tmp,
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-        # matplotlib's font list is copied into the private folder (``seed_home``): building it
-        # afresh costs half a second per notebook
+        # the runner copies the grader's font list there (``font_list``)
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "IPYTHONDIR": f"{tmp}/ipython",
         "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter/runtime", "JUPYTER_DATA_DIR": f"{tmp}/jupyter/data",
         "JUPYTER_CONFIG_DIR": f"{tmp}/jupyter/config", "JUPYTER_PLATFORM_DIRS": "1",
@@ -101,17 +105,18 @@ def kernel_env(home: str, *, kit_root: Path | None, extra: Mapping[str, str] | N
     return env
 
 
-def seed_home(home: Path) -> None:
-    """Copy this machine's matplotlib font list into a private ``home`` (``$MPLCONFIGDIR``)."""
+def font_list() -> Path | None:
+    """This machine's matplotlib font list, copied into each kernel's ``$MPLCONFIGDIR``.
+
+    matplotlib builds the list on its first import in a fresh configuration folder, half a
+    second of every graded notebook; the grader's own list is as good.
+    """
     try:
         import matplotlib
-        cache = Path(matplotlib.get_cachedir())
-    except Exception:  # noqa: BLE001 - no matplotlib cache: the kernel builds its own
-        return
-    target = home / ".matplotlib"
-    target.mkdir(exist_ok=True)
-    for f in cache.glob("fontlist-v*.json"):
-        shutil.copyfile(f, target / f.name)
+        found = sorted(Path(matplotlib.get_cachedir()).glob("fontlist-v*.json"))
+    except Exception:  # noqa: BLE001 - no matplotlib cache: each kernel builds its own
+        return None
+    return found[-1] if found else None
 
 
 def read_only_paths(kit_root: Path | None) -> list[Path]:
@@ -144,12 +149,14 @@ def _dirs(path: Path, made: set[Path]) -> list[str]:
     return out
 
 
-def bwrap_argv(command: Sequence[str], *, private: Path, read_only: Sequence[Path],
-               uid: int | None) -> list[str]:
-    """Return the argv that runs ``command`` in a new sandbox with ``private`` as ``HOME``.
+def bwrap_argv(command: Sequence[str], *, read_only: Sequence[Path], uid: int | None,
+               limits: Limits = DEFAULT_LIMITS, fonts: Path | None = None) -> list[str]:
+    """Return the argv that runs ``command`` in a new sandbox.
 
-    ``uid`` is the unprivileged uid to run as (root only, through ``setpriv``); ``None`` means
-    the caller is not root, and bwrap maps the caller's own uid in a new user namespace.
+    Nothing on the host's disks is writable: ``$HOME`` and ``/tmp`` are in-memory file systems
+    of ``limits.disk_mb`` each, gone when the sandbox ends. ``uid`` is the unprivileged uid to
+    run as (root only, through ``setpriv``); ``None`` means the caller is not root, and bwrap
+    maps the caller's own uid in a new user namespace.
     """
     argv = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -171,8 +178,12 @@ def bwrap_argv(command: Sequence[str], *, private: Path, read_only: Sequence[Pat
     for path in read_only:
         argv += _dirs(path, made) + ["--ro-bind", str(path), str(path)]
         made.add(path)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", "/home", "--bind", str(private), HOME, "--chdir", HOME]
+    if fonts is not None:
+        argv += _dirs(Path(FONTS) / fonts.name, made) + ["--ro-bind", str(fonts), f"{FONTS}/{fonts.name}"]
+    size = str(limits.disk_mb << 20)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", size, "--tmpfs", "/tmp",
+             "--perms", "0755", "--dir", "/home", "--perms", "01777", "--size", size, "--tmpfs", HOME,
+             "--chdir", HOME]
     if uid is not None:
         argv += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -191,17 +202,12 @@ def sandbox_problem() -> str | None:
     if missing:
         return (f"{' and '.join(missing)} not found (Debian: apt-get install bubblewrap"
                 f"{' util-linux' if 'setpriv' in missing else ''})")
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="cfopt-sandbox-check-") as tmp:
-        uid = allocate_uid() if os.geteuid() == 0 else None
-        if uid is not None:
-            os.chown(tmp, uid, uid)
-        argv = bwrap_argv([sys.executable, "-c", "import cfopt"], private=Path(tmp),
-                          read_only=read_only_paths(None), uid=uid)
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return f"bwrap could not start: {e}"
+    uid = allocate_uid() if os.geteuid() == 0 else None
+    argv = bwrap_argv([sys.executable, "-c", "import cfopt"], read_only=read_only_paths(None), uid=uid)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bwrap could not start: {e}"
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         return f"bwrap could not make a sandbox here: {why}"
