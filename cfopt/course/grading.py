@@ -82,7 +82,10 @@ def _execute(nb: dict[str, Any], name: str, exercise: Exercise, where: Mapping[s
     start = time.monotonic()
     p1 = p2 = None
     error = None
-    run = Run(job, sandbox=options.sandbox, kit_root=_kit_root())
+    try:
+        run = Run(job, sandbox=options.sandbox, kit_root=_kit_root())
+    except RunFailed as e:
+        return _Raw(where, nonce, error=f"the grading run failed: {e}")
     try:
         p1 = run.phase1()
         stopped = p1.get("stopped_at")
@@ -293,12 +296,15 @@ class _Grader:
 
             def one(i: int) -> None:
                 path, nb, ex, problem = found[i]
+                if ex is not None and nb is not None:
+                    try:
+                        report = self._grade(path, nb, ex, folder)
+                    except Exception as e:  # noqa: BLE001 - one notebook must not stop the class
+                        problem, ex = f"the grader failed on this notebook: {type(e).__name__}: {e}", None
                 if ex is None or nb is None:
                     report = GradeReport(str(path), (), error=self.clean(problem or "not graded"),
                                          student=student_of(path, folder), seed=self.seed,
                                          sandboxed=self.options.sandbox)
-                else:
-                    report = self._grade(path, nb, ex, folder)
                 reports[i] = report
                 with lock:
                     done[0] += 1

@@ -83,9 +83,14 @@ class Run:
         self.env = sb.kernel_env(home, kit_root=kit_root)
         self.writable = [home, tmp]
         self._stderr = open(self.root / "runner.log", "w+b")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=self.env, cwd=self.root,
-                                     start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._stderr, env=self.env, cwd=self.root,
+                                         start_new_session=True)
+        except OSError as e:
+            self._stderr.close()
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise RunFailed(f"cannot start {argv[0]}: {e}") from None
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

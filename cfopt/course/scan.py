@@ -205,16 +205,32 @@ def scan_notebook(cells: Iterable[Mapping[str, Any]], original: Mapping[str, str
                   defined: Iterable[str] = ()) -> list[Evidence]:
     """Scan every code cell not in ``skip``, each against ``original[cell id]`` (or nothing)."""
     refs, skipped, out = set(references), set(skip), []
+    sources = list(original.values())
     for index, cell in enumerate(cells):
         if index in skipped or cell.get("cell_type") != "code":
             continue
         source = _text(cell.get("source", ""))
-        before = original.get(str(cell.get("id")), "")
+        before = original.get(str(cell.get("id")))
+        if before is None:   # ids lost on the way (another editor): the most alike author cell
+            before = _closest(source, sources)
         if source == before:
             continue
         for e in scan_cell(source, before, refs, defined):
             out.append(Evidence(f"cell {index}, {e.reason}", e.scope))
     return out
+
+
+def _closest(source: str, sources: list[str]) -> str:
+    """The author's cell ``source`` most likely started from, or "" (a cell of the learner's own)."""
+    import difflib
+    if source in sources:
+        return source
+    best, score = "", 0.5          # below half alike, the cell is the learner's own
+    for candidate in sources:
+        matcher = difflib.SequenceMatcher(None, source, candidate, autojunk=False)
+        if matcher.real_quick_ratio() > score and matcher.quick_ratio() > score and (r := matcher.ratio()) > score:
+            best, score = candidate, r
+    return best
 
 
 def _text(source: Any) -> str:
