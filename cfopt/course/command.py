@@ -45,6 +45,10 @@ def grade_command(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
+    for name in ("timeout", "cell_timeout"):
+        value = getattr(args, name)
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a number of seconds above 0, got {value}")
     options = GradeOptions(
         solutions=Path(args.solutions) if args.solutions else None, timeout=args.timeout,
         cell_timeout=min(args.cell_timeout, args.timeout), seed=args.seed, sandbox=not args.no_sandbox,
