@@ -258,8 +258,8 @@ class _Grader:
         self.options = options
         self.seed = options.seed if options.seed is not None else secrets.randbelow(1 << 31)
         self.jobs = max(1, jobs)
-        self.progress = progress
         self.clean = Redactor()
+        self.progress = (lambda line: progress(self.clean(line))) if progress else None
         self.solutions = Solutions(options.solutions)
         self._refs: dict[str, Future[_Raw]] = {}
 
