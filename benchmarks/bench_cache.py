@@ -31,9 +31,8 @@ from cfopt.cache import (CacheManager, CDNLayer, ContentDeduplication, DiskLayer
                          lru_hit_rate, make_key)
 from cfopt.cache.evaluate import (choose_threshold, evaluate_workload, load_mrpc,  # noqa: E402
                                   mrpc_dir, precision_recall)
-from cfopt.cache.replay import replay  # noqa: E402
 from cfopt.clock import VirtualClock  # noqa: E402
-from cfopt.providers import Providers  # noqa: E402
+from cfopt.pipeline import replay_cache  # noqa: E402
 from cfopt.workload import generate, load  # noqa: E402
 
 MEMORY_ENTRIES = 200
@@ -62,10 +61,9 @@ def hit_rates(requests, redis: RedisLayer | None, tmp: str) -> None:
               DiskLayer(f"{tmp}/cache.sqlite", clock=clock), CDNLayer(f"{tmp}/cdn", clock=clock)]
     if redis:
         layers.append(redis)
-    m = CacheManager(layers, provider=Providers(seed=0, clock=clock), clock=clock,
-                     dedup=ContentDeduplication())
+    m = CacheManager(layers, clock=clock, dedup=ContentDeduplication())
     t0 = time.perf_counter()
-    rep = replay(requests, m)
+    rep = replay_cache(requests, m)
     took = time.perf_counter() - t0
     stats = m.stats
     n = rep.requests

@@ -10,8 +10,15 @@
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
                  [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
+    cfopt dashboard-report --html FILE [--workload FILE] [--pipeline optimized|baseline|both]
+                           [--error-rate R] [--prometheus FILE] [--providers [--text-model M]
+                           [--slowdown X] [--slowdown-from S] [--compare]]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
                    [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
+    cfopt doctor [--json]
+
+``python -m cfopt ...`` runs the same command line through the current interpreter (a notebook
+cell: ``!{sys.executable} -m cfopt ...``).
 
 Each command is a thin layer over the library; errors print one line naming the problem and
 exit with status 2 (bad input) or 1 (a check that did not pass).
@@ -23,7 +30,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import CfoptError
+from .errors import CfoptError, ConfigError
+from .pricing import DEFAULT_PROFILE, PROFILES, SPEEDS
 
 __all__ = ["main", "build_parser"]
 
@@ -75,24 +83,72 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .pipeline.command import report_command  # the replays load only for this command
-    return report_command(args)
+    """Print the report as JSON or a table (and write the monitor's HTML report)."""
+    from .pipeline import format_table, run_report  # the replays load only for this command
+    from .progress import ReplayProgress  # a bar per replay on a terminal, a line per replay elsewhere
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else []  # noqa: E731
+    progress = ReplayProgress(prefix="replay ", mode="off" if args.no_progress else None)
+    try:
+        report, monitor = run_report(
+            args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
+            only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
+            progress=progress, with_contributions=args.contributions, speeds=args.speeds)
+    finally:
+        progress.close()
+    if args.html:
+        from .monitoring.htmlreport import write_html_report
+        write_html_report(args.html, monitor, title=f"cfopt report: {args.workload} (optimized)")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(report))
+    return 0
 
 
 def _dashboard_report(args: argparse.Namespace) -> int:
     from .monitoring.htmlreport import write_replay_report
-    from .monitoring.replay import Controls
+    from .pipeline.replay import Controls
+    provider_only = {"--text-model": args.text_model != "sonnet", "--slowdown": args.slowdown != 1.0,
+                     "--slowdown-from": args.slowdown_from != 0.0, "--compare": args.compare}
+    used = [flag for flag, given in provider_only.items() if given]
+    if used and not args.providers:
+        raise ConfigError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} --providers: "
+                          "the pipeline chooses its own models and has no slowdown window "
+                          "(use --pipeline both to compare)")
+    if args.providers and args.pipeline != "optimized":
+        raise ConfigError("--pipeline needs the pipeline: leave out --providers")
     controls = Controls(text_model=args.text_model, slowdown=args.slowdown,
                         slowdown_from_s=args.slowdown_from, error_rate=args.error_rate)
-    path = write_replay_report(args.html, args.workload, seed=args.seed, controls=controls,
-                               baseline=Controls(text_model=args.text_model) if args.compare else None)
+    exporter = None
+    if args.prometheus:
+        from .monitoring.prometheus import PrometheusExporter
+        exporter = PrometheusExporter()
+    from .progress import ReplayProgress
+    progress = ReplayProgress(prefix="replay ")
+    try:
+        path = write_replay_report(
+            args.html, args.workload, pipeline=args.pipeline, seed=args.seed, controls=controls,
+            providers=args.providers,
+            baseline=Controls(text_model=args.text_model) if args.compare else None,
+            on_event=(lambda e, m: exporter.handle(e)) if exporter is not None else None,
+            progress=progress)
+    finally:
+        progress.close()
     print(f"wrote {path}")
+    if exporter is not None:
+        print(f"wrote {exporter.write(args.prometheus)}")
     return 0
 
 
 def _loadtest(args: argparse.Namespace) -> int:
     from .bonus.loadtest import loadtest_command  # httpx loads only for this command
     return loadtest_command(args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor_command
+    return doctor_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,13 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     sv.add_argument("--time-scale", type=float, default=1.0, help="run simulated time this much faster")
     sv.add_argument("--seed", type=int, default=0)
-    sv.add_argument("--profile", choices=["exercise", "list-2026"], default="exercise")
-    sv.add_argument("--rate-tier", default=None, help="Anthropic usage tier for rate limits (tier-1, tier-4)")
+    sv.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                    help="price profile: list-2026 (list prices, default) or exercise (the exercise's 2024 table)")
+    sv.add_argument("--rate-tier", default=None, help="Anthropic usage tier for rate limits (start, build, scale)")
+    sv.add_argument("--speeds", choices=SPEEDS, default=None,
+                    help="model speeds from published measurements: optimistic, median (default), pessimistic")
     sv.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail")
     sv.add_argument("--fault-kinds", default="rate_limited,overloaded,server_error",
                     help="comma-separated: rate_limited, overloaded, server_error, timeout")
     sv.add_argument("--retry-after", type=float, default=2.0, help="simulated s an injected 429 asks for")
-    sv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    sv.add_argument("--max-body-bytes", type=int, default=None,
+                    help="largest request body accepted (default: 32 MiB, the Messages API's limit)")
     sv.add_argument("--backlog", type=int, default=1024, help="listen queue length")
     sv.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     sv.add_argument("--handshake-ms", type=float, default=0.0,
@@ -152,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="replay a workload through the baseline and the optimized pipeline")
     rp.add_argument("--workload", required=True, help="a workload .jsonl file")
     rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--prices", choices=["exercise", "list-2026"], default="exercise")
+    rp.add_argument("--prices", choices=PROFILES, default=DEFAULT_PROFILE,
+                    help="list-2026: list prices of 2026-12 (default); exercise: the exercise's 2024-era table")
+    rp.add_argument("--speeds", choices=SPEEDS, default=None,
+                    help="model speeds: optimistic, median (default) or pessimistic published measurements")
     rp.add_argument("--redis", default=None, help="add a Redis cache layer at this URL")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
     rp.add_argument("--html", default=None, help="also write the monitor's HTML report here")
@@ -164,15 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also replay without each optimization in turn (one replay each)")
     rp.set_defaults(func=_report)
 
-    dr = sub.add_parser("dashboard-report", help="replay a workload and write the monitor's HTML report")
+    dr = sub.add_parser("dashboard-report",
+                        help="replay a workload with the monitor listening and write its HTML report")
     dr.add_argument("--html", required=True, help="output .html file")
     dr.add_argument("--workload", default="datasets/tiny.jsonl")
     dr.add_argument("--seed", type=int, default=0)
-    dr.add_argument("--text-model", default="sonnet")
-    dr.add_argument("--slowdown", type=float, default=1.0, help="provider latency multiplier")
-    dr.add_argument("--slowdown-from", type=float, default=0.0, help="seconds into the replay")
+    dr.add_argument("--pipeline", choices=["optimized", "baseline", "both"], default="optimized",
+                    help="which pipeline to replay; both: the baseline, then the optimized, side by side")
     dr.add_argument("--error-rate", type=float, default=0.0, help="injected provider failures")
-    dr.add_argument("--compare", action="store_true", help="also run without faults and compare")
+    dr.add_argument("--prometheus", default=None,
+                    help="also write the last replay's metrics in Prometheus's text format here")
+    dr.add_argument("--providers", action="store_true",
+                    help="replay straight to the simulated providers (no pipeline), for the options below")
+    dr.add_argument("--text-model", default="sonnet", help="with --providers: the model for text")
+    dr.add_argument("--slowdown", type=float, default=1.0,
+                    help="with --providers: provider latency multiplier")
+    dr.add_argument("--slowdown-from", type=float, default=0.0,
+                    help="with --providers: seconds into the replay")
+    dr.add_argument("--compare", action="store_true",
+                    help="with --providers: also run without faults first and compare")
     dr.set_defaults(func=_dashboard_report)
 
     lt = sub.add_parser("loadtest", help="drive a local `cfopt serve` (loopback targets only)")
@@ -185,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
                     default="messages")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_loadtest)
+
+    dc = sub.add_parser("doctor", help="check Python, the venv, the kernel, Redis, Chromium and "
+                                       "the grading sandbox; print the fix for each")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=_doctor)
     return parser
 
 

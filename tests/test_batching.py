@@ -221,7 +221,7 @@ def flood(aging_s):
     """A sustained high-priority flood above capacity, with low tasks arriving inside it."""
     clock = VirtualClock()
     fake = Fake(clock, latency=1.0)
-    bp = BatchProcessor(fake, config=BatchConfig(batch_size=5, workers=1, max_wait_s=0.0,
+    bp = BatchProcessor(fake, config=BatchConfig(batch_size=5, concurrency=5, max_wait_s=0.0,
                                                  aging_s=aging_s, group_text=False))
     # capacity: 5 tasks per second; the flood brings 8 high tasks per second for 300 s
     highs = [Task(f"h{i}", "image", f"h{i}", "high", at=i / 8) for i in range(2400)]
@@ -331,12 +331,15 @@ def test_a_model_that_keeps_ignoring_the_format_stops_being_grouped():
     clock = VirtualClock()
     fake = Fake(clock, reply=lambda call: "Sure! Here are your answers..." if call.system
                 else f"answer: {call.prompt}")
-    bp = BatchProcessor(fake, config=BatchConfig(batch_size=5, group_give_up=3))
+    # One call at a time: a group may still leave while the last bad reply is being read (it
+    # takes the one slot first), never more.
+    bp = BatchProcessor(fake, config=BatchConfig(batch_size=5, group_give_up=3, concurrency=1))
     for t in tasks(50):
         bp.add_task(t)
     results = clock.run(bp.process_all())
-    assert all(r.ok for r in results) and bp.stats.grouped_calls == 3
-    assert bp.stats.grouping_stopped == ["claude-haiku-4-5"] and len(fake.calls) == 3 + 50
+    grouped = bp.stats.grouped_calls
+    assert all(r.ok for r in results) and 3 <= grouped <= 3 + 1
+    assert bp.stats.grouping_stopped == ["claude-haiku-5-5"] and len(fake.calls) == grouped + 50
 
 
 def test_a_reply_that_splits_resets_the_count_and_provider_errors_do_not_count():

@@ -1,10 +1,11 @@
-"""The solved dashboard notebook in a real browser: JupyterLab, headless Chromium, Playwright.
+"""The solved notebooks 05 and 06 in a real browser: JupyterLab, headless Chromium, Playwright.
 
 Starts JupyterLab on a free 127.0.0.1 port with a token and a settings folder of its own (no
 news pop-up, no autosave, every cell kept in the page), opens a copy of
 ``solutions/05_monitoring_dashboard.ipynb``, runs all cells, and asserts the widgets and charts
 rendered with no widget error: the pipeline dashboard's cache sliders enabled, the provider
-dashboard's disabled with their note. A screenshot goes to ``test-artifacts/``.
+dashboard's disabled with their note. A screenshot goes to ``test-artifacts/``. Both notebooks
+must show a progress bar (tqdm's notebook mode) in the cells that work long, while they work.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright`` package (never its
 browser download). Without them the test skips, except under CI=true, where it fails.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -30,6 +32,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "05_monitoring_dashboard.ipynb"
+BONUS = ROOT / "solutions" / "06_bonus.ipynb"
+# tqdm's notebook bar: a progress widget in a cell's output, with tqdm's "n/total [" counter.
+RUNNING_BAR = ".jp-OutputArea-output:has(.widget-hprogress)"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -71,6 +76,7 @@ def lab(tmp_path_factory):
     served, settings = base / "served", base / "settings"
     served.mkdir()
     shutil.copy(NOTEBOOK, served / NOTEBOOK.name)
+    shutil.copy(BONUS, served / BONUS.name)
     for rel, values in SETTINGS.items():
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(values), encoding="utf-8")
@@ -109,6 +115,51 @@ def lab(tmp_path_factory):
         log.close()
 
 
+def _watch_progress(page, done_text: str, finished_text: str, timeout_s: float = 240) -> list[str]:
+    """Poll while the notebook runs: the text of every tqdm bar seen before ``finished_text``
+    (printed after the long cells) appeared in an output; returns when ``done_text`` is output.
+    Only outputs count: the code cells' sources hold the same words."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+
+    def output_shows(text: str) -> bool:
+        return page.locator(".jp-OutputArea-output", has_text=text).count() > 0
+
+    while time.monotonic() < deadline:
+        bars = page.locator(RUNNING_BAR)
+        for i in range(bars.count()):
+            try:
+                text = bars.nth(i).inner_text(timeout=1_000)
+            except Exception:   # the output re-rendered under us: look again next round
+                continue
+            # tqdm's notebook bar writes figure spaces (U+2007) for spaces: match any space
+            if re.search(r"\d+/\d+\s\[", text) and not output_shows(finished_text):
+                seen.append(" ".join(text.split()))
+        if output_shows(done_text):
+            return seen
+        time.sleep(0.2)
+    outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+    pytest.fail(f"{done_text!r} did not show within {timeout_s:.0f} s; bars seen {seen[-3:]}; "
+                f"last outputs: {outputs[-4:]}")
+
+
+def _shutdown_kernels(url: str, token: str) -> None:
+    """Stop every kernel of the lab (the next test starts from a quiet machine)."""
+    with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=10) as r:
+        kernels = json.loads(r.read())
+    for k in kernels:
+        req = urllib.request.Request(f"{url}/api/kernels/{k['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+def _open_and_run_all(page, url: str, token: str, name: str) -> None:
+    # A workspace of its own: the notebook a previous test opened does not come back with it.
+    page.goto(f"{url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
 def test_dashboard_notebook_renders_in_chromium(lab):
     from playwright.sync_api import sync_playwright
     url, token = lab
@@ -127,7 +178,10 @@ def test_dashboard_notebook_renders_in_chromium(lab):
             ready = time.monotonic()
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            # The last cell prints this; every cell before it has run by then.
+            # Each dashboard run shows a bar in its own cell while the replay runs, before the
+            # last run's summary line is printed; the last cell prints "wrote ...".
+            bars = _watch_progress(page, "wrote cfopt_05_report.html", "daily budget $2 done", 180)
+            assert any("requests" in b for b in bars), f"no replay progress bar seen while running: {bars}"
             page.get_by_text("wrote cfopt_05_report.html").wait_for(timeout=180_000)
             page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=30_000)
             ran = time.monotonic()
@@ -182,5 +236,34 @@ def test_dashboard_notebook_renders_in_chromium(lab):
             # matplotlib outputs of the notebook (plt.show) as images too.
             assert page.locator(".jp-RenderedImage img").count() >= 1
             assert not [e for e in console_errors if "widget" in e.lower()], console_errors
+        finally:
+            browser.close()
+            _shutdown_kernels(url, token)
+
+
+def test_bonus_notebook_shows_progress_while_auto_tuning(lab):
+    from playwright.sync_api import sync_playwright
+    url, token = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            _open_and_run_all(page, url, token, BONUS.name)
+            # The auto-tuning cell replays the hour several times; its bar moves before the cell
+            # prints its results ("later half of the hour"). The last check ends the notebook.
+            bars = _watch_progress(page, "is_loopback_ip accepts what cfopt loadtest accepts",
+                                   "later half of the hour", 600)
+            tuning = [b for b in bars if "replays of the hour" in b]
+            assert tuning, f"no progress bar seen in the auto-tuning cell while it ran: {bars}"
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            text = page.locator(".jp-Notebook").inner_text()
+            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0, \
+                "a cell raised: " + text[-2000:]
+            assert text.count("✅ PASS") == 5, "the five checks should pass in the solution"
+            done = page.locator(RUNNING_BAR, has_text=re.compile(r"replays\sof\sthe\shour")).inner_text()
+            total = re.search(r"(\d+)/(\d+)\s\[", done)
+            assert total and total.group(1) == total.group(2), f"the bar did not finish: {done!r}"
+            page.screenshot(path=str(ARTIFACTS / "browser_06_progress.png"))
         finally:
             browser.close()

@@ -19,7 +19,8 @@ from cfopt.providers import ClaudeProvider, Faults, FalProvider
 from cfopt.providers.base import Call, Result
 from cfopt.tokens import count_tokens
 
-CAT = load_catalog()
+# The budget's arithmetic is price-agnostic; these tests pin amounts on the exercise's table.
+CAT = load_catalog("exercise")
 
 
 def _tracker(daily=50.0, monthly=1000.0, **kw):
@@ -28,12 +29,12 @@ def _tracker(daily=50.0, monthly=1000.0, **kw):
     bus = EventBus()
     alerts = []
     bus.subscribe(lambda e: alerts.append(e) if e.kind == "alert" else None)
-    t = UsageTracker(clock=clock, bus=bus, config=BudgetConfig(daily, monthly, **kw),
+    t = UsageTracker(CAT, clock=clock, bus=bus, config=BudgetConfig(daily, monthly, **kw),
                      store=store)
     return t, clock, alerts
 
 
-def _result(model="claude-sonnet-4-5", usage=Usage(input_tokens=100, output_tokens=50),
+def _result(model="claude-sonnet-5-5", usage=Usage(input_tokens=100, output_tokens=50),
             provider="anthropic", kind="text"):
     return Result(provider, model, kind, "x", usage, CAT.cost(model, usage), 1.0, 0.5, 0.0)
 
@@ -78,7 +79,7 @@ def test_the_worst_case_bounds_what_the_simulated_providers_bill(profile):
 def test_spend_by_provider_model_user_and_day():
     t, clock, _ = _tracker()
     t.record(_result(), user="ann")
-    t.record(_result("claude-haiku-4-5"), user="bob", retry=True)
+    t.record(_result("claude-haiku-5-5"), user="bob", retry=True)
     t.record(_result(), user="ann", cache_hit=True)          # a cache hit costs nothing
     t.record(_result("flux_dev", Usage(images=1, megapixels=1), "fal", "image"), user="ann")
     clock.advance(86400)
@@ -86,7 +87,7 @@ def test_spend_by_provider_model_user_and_day():
     t.record(_result(usage=batch), user="bob")                # batch at the discounted price
     sonnet = CAT.cost("sonnet", Usage(input_tokens=100, output_tokens=50))
     haiku = CAT.cost("haiku", Usage(input_tokens=100, output_tokens=50))
-    assert t.spend_by("model") == pytest.approx({"claude-haiku-4-5": haiku, "claude-sonnet-4-5":
+    assert t.spend_by("model") == pytest.approx({"claude-haiku-5-5": haiku, "claude-sonnet-5-5":
                                                  sonnet * 1.5, "flux_dev": 0.025})
     assert t.spend_by("provider") == pytest.approx({"anthropic": haiku + sonnet * 1.5, "fal": 0.025})
     assert t.spend_by("user") == pytest.approx({"ann": sonnet + 0.025, "bob": haiku + sonnet / 2})
@@ -103,7 +104,7 @@ def test_spend_by_provider_model_user_and_day():
 
 def test_reserve_then_settle_replaces_the_hold_with_the_actual_cost():
     t, clock, _ = _tracker()
-    claude = ClaudeProvider(seed=1, clock=clock)
+    claude = ClaudeProvider(seed=1, clock=clock, catalog=CAT)
     call = Call("sonnet", "Write a tagline for a bakery.", max_tokens=300)
     res = t.reserve(call, user="ann")
     assert t.stats.reserved_usd == pytest.approx(res.amount_usd)
@@ -185,14 +186,14 @@ def test_downgrade_policy_moves_to_the_cheapest_adequate_model():
     critical = {**task, "quality": "critical"}
     t.reserve(Call("opus", task["prompt"], max_tokens=1000))      # $0.0154 of $0.017 held
     res = t.reserve(call, fallbacks=opt.adequate_models({**task, "quality": "low"}))
-    assert res.call.model == "claude-haiku-4-5" and res.downgraded_from == "claude-sonnet-4-5"
+    assert res.call.model == "claude-haiku-5-5" and res.downgraded_from == "claude-sonnet-5-5"
     assert t.stats.downgraded == 1 and alerts[-1].data["policy"] == "downgrade"
     # a critical task has no cheaper adequate model: refused, never sent below its need
     with pytest.raises(BudgetExceeded):
         t.reserve(Call("opus", task["prompt"], max_tokens=1000),
                   fallbacks=opt.adequate_models(critical))
     # standard quality at medium complexity: haiku is not adequate, so no downgrade to it
-    assert "claude-haiku-4-5" not in opt.adequate_models(task)
+    assert "claude-haiku-5-5" not in opt.adequate_models(task)
     with pytest.raises(BudgetExceeded):
         t.reserve(call, fallbacks=opt.adequate_models(task))
 
@@ -305,7 +306,7 @@ def test_1000_concurrent_asyncio_calls_never_overspend():
 def test_redis_store_shared_by_two_trackers_never_overspends(redis_url, redis_namespace):
     limit = 0.40
     clock = VirtualClock()
-    trackers = [UsageTracker(clock=clock, config=BudgetConfig(limit, 1000.0),
+    trackers = [UsageTracker(CAT, clock=clock, config=BudgetConfig(limit, 1000.0),
                              store=RedisStore(redis_url, prefix=redis_namespace)) for _ in range(2)]
     assert redis_url not in repr(trackers[0]) and "redis://" not in repr(trackers[0].store)
     claude = _SlowClaude(seed=6, clock=clock)
@@ -333,7 +334,7 @@ def test_redis_alerts_fire_once_across_trackers(redis_url, redis_namespace):
     bus = EventBus()
     seen = []
     bus.subscribe(seen.append)
-    ts = [UsageTracker(bus=bus, config=BudgetConfig(1.0, 1000.0),
+    ts = [UsageTracker(CAT, bus=bus, config=BudgetConfig(1.0, 1000.0),
                        store=RedisStore(redis_url, prefix=redis_namespace)) for _ in range(2)]
     usage = Usage(input_tokens=100_000, output_tokens=0)
     for t in (ts * 2)[:3]:              # $0.90 in all, each tracker checking the thresholds

@@ -51,7 +51,7 @@ def test_every_output_changing_parameter_is_in_the_key():
 
 def test_delivery_options_and_aliases_do_not_split_entries():
     a = cache_key(Call("haiku", "hello", max_tokens=1024), tenant="t")
-    assert a == cache_key(Call("claude-haiku-4-5", "hello"), tenant="t")  # alias, default cap
+    assert a == cache_key(Call("claude-haiku-5-5", "hello"), tenant="t")  # alias, default cap
     assert a == cache_key(Call("haiku", "hello", batch=True, cache_system="5m"), tenant="t")
 
 
@@ -63,7 +63,7 @@ def test_the_system_prompt_is_kept_verbatim():
 def test_tenants_get_distinct_prefixed_keys():
     a = cache_key(Call("haiku", "hello"), tenant="acme")
     b = cache_key(Call("haiku", "hello"), tenant="globex")
-    assert a != b and a.startswith("acme:anthropic:claude-haiku-4-5:")
+    assert a != b and a.startswith("acme:anthropic:claude-haiku-5-5:")
     assert a.split(":")[-1] != b.split(":")[-1]  # the digest itself differs too
 
 

@@ -127,7 +127,7 @@ def test_every_endpoint_through_the_sync_client(serve, caplog):
         assert text == msg["content"][0]["text"]                  # same request, same answer
         assert client.count_tokens("haiku", "Write a tagline for a bakery.") == msg["usage"]["input_tokens"]
         batch = client.create_batch([{"custom_id": "a", "params": {
-            "model": "haiku", "max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]}}])
+            "model": "claude-haiku-5-5", "max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]}}])
         while client.batch(batch["id"])["processing_status"] != "ended":
             pass
         assert client.batch_results(batch["id"])[0]["result"]["type"] == "succeeded"

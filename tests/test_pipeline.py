@@ -8,7 +8,7 @@ import pytest
 
 from cfopt.errors import ConfigError
 from cfopt.pipeline import OPTIMIZATIONS, Pipeline, PipelineConfig
-from cfopt.pipeline.network import HANDSHAKE_S, ConnectionPool
+from cfopt.latency.pool import HANDSHAKE_S, ConnectionPool
 from cfopt.clock import VirtualClock
 from cfopt.providers import Faults
 from cfopt.workload import Request, generate
@@ -100,14 +100,14 @@ def test_baseline_is_premium_unpooled_uncached(requests):
     assert _hits(base) == 0 and base.provider_calls == len(requests)
     assert base.pool.connections_opened == base.provider_calls and base.pool.reused == 0
     models = {o.type: o.model for o in base.outcomes}
-    assert models["text"] == "claude-opus-4-5" and models["image"] == "flux_dev"
+    assert models["text"] == "claude-opus-5-5" and models["image"] == "flux_dev"
     assert {o.path for o in base.outcomes} == {"interactive"}
 
 
 def test_without_routing_costs_more(requests, full):
     run = _without(requests, "routing")
     assert run.cost_usd > full.cost_usd
-    assert {o.model for o in run.outcomes if o.type == "text"} == {"claude-opus-4-5"}
+    assert {o.model for o in run.outcomes if o.type == "text"} == {"claude-opus-5-5"}
 
 
 def test_without_compression_saves_no_tokens(requests, full):

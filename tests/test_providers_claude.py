@@ -6,6 +6,8 @@ import statistics
 
 import pytest
 
+from catalog_support import tight_catalog
+
 from cfopt.clock import VirtualClock
 from cfopt.errors import InvalidRequest, NotFound, RateLimited
 from cfopt.pricing import load_catalog
@@ -58,7 +60,7 @@ def test_input_tokens_are_prompt_plus_system_plus_framing():
     r = p.simulate(Call("sonnet", prompt, system=system))
     assert r.usage.input_tokens == count_tokens(system) + count_tokens(prompt) + p.framing_tokens
     assert p.count_tokens("sonnet", prompt, system=system) == r.usage.input_tokens
-    assert p.count_tokens("claude-sonnet-4-5", prompt) == count_tokens(prompt) + p.framing_tokens
+    assert p.count_tokens("claude-sonnet-5-5", prompt) == count_tokens(prompt) + p.framing_tokens
     with pytest.raises(NotFound):
         p.count_tokens("gpt-4", prompt)
 
@@ -88,7 +90,8 @@ def test_max_tokens_caps_the_answer_and_says_so():
     assert count_tokens(capped.content) == 100
     full = p.simulate(Call(**long_call, max_tokens=4000))
     assert full.stop_reason == "end_turn" and 800 * 1.33 * 0.85 <= full.usage.output_tokens <= 800 * 1.33 * 1.15
-    assert p.simulate(Call(**long_call)).usage.output_tokens == DEFAULT_MAX_TOKENS  # 1024 default cap
+    default = p.simulate(Call(**long_call))   # the 1024 default cap: the whole answer or the cap
+    assert default.usage.output_tokens == min(DEFAULT_MAX_TOKENS, full.usage.output_tokens)
 
 
 @pytest.mark.parametrize("prompt, low, high", [
@@ -130,20 +133,23 @@ def test_short_and_detailed_shift_free_lengths_and_bigger_models_write_longer():
 
 
 # --- validation ---------------------------------------------------------------------------
+CATALOG_MAX_OUTPUT = load_catalog().model("haiku")["max_output_tokens"]
+
+
 def test_max_tokens_past_the_models_limit_is_an_invalid_request():
     with pytest.raises(InvalidRequest, match="max_tokens") as e:
-        claude().simulate(Call("haiku", "hi", max_tokens=100_000))
+        claude().simulate(Call("haiku", "hi", max_tokens=CATALOG_MAX_OUTPUT + 1))
     assert e.value.status == 400 and not e.value.retryable
 
 
 def test_a_prompt_past_the_context_window_is_an_invalid_request():
-    huge = "lorem ipsum dolor " * 70_000  # ~200k tokens
+    huge = "lorem ipsum dolor " * 70_000  # ~200k tokens: past Opus 4.5's 200k window
     with pytest.raises(InvalidRequest, match="prompt is too long"):
-        claude().simulate(Call("opus", huge, max_tokens=4096))
+        claude().simulate(Call("claude-opus-4-5", huge, max_tokens=4096))
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(NotFound, match="claude-haiku-4-5.*claude-sonnet-4-5.*claude-opus-4-5"):
+    with pytest.raises(NotFound, match="claude-haiku-5-5.*claude-sonnet-5-5.*claude-opus-5-5"):
         claude().simulate(Call("claude-2", "hi"))
 
 
@@ -213,9 +219,11 @@ def test_a_system_prompt_below_the_minimum_is_not_cached():
     for _ in range(2):
         u = p.send(Call("sonnet", "hello", system=short, cache_system="5m")).usage
         assert u.cache_creation_input_tokens == u.cache_read_input_tokens == 0
-    # haiku needs 4,096 tokens: SYSTEM (~1,500) is enough for sonnet, not for haiku
-    u = p.send(Call("haiku", "hello", system=SYSTEM, cache_system="5m")).usage
-    assert u.cache_creation_input_tokens == 0 and u.input_tokens == p.count_tokens("haiku", "hello", SYSTEM)
+    # Haiku 4.5 needs 4,096 tokens: SYSTEM (~1,700) is enough for the 5.5 models (512), not for it
+    u = p.send(Call("claude-haiku-4-5", "hello", system=SYSTEM, cache_system="5m")).usage
+    assert u.cache_creation_input_tokens == 0
+    assert u.input_tokens == p.count_tokens("claude-haiku-4-5", "hello", SYSTEM)
+    assert p.send(Call("haiku", "hello", system=SYSTEM, cache_system="5m")).usage.cache_creation_input_tokens > 0
 
 
 def test_concurrent_first_calls_all_write_the_cache():
@@ -257,7 +265,7 @@ def test_batch_calls_are_half_price_and_take_minutes():
 # --- rate limits --------------------------------------------------------------------------
 def test_a_burst_past_rpm_is_refused_until_retry_after():
     clock = VirtualClock()
-    p = claude(clock=clock, catalog=load_catalog(rate_tier="tier-1"))  # 50 RPM
+    p = claude(clock=clock, catalog=tight_catalog())  # 50 RPM
     call = Call("haiku", "hi", max_tokens=50)
     for _ in range(50):
         p.simulate(call)
@@ -273,7 +281,7 @@ def test_a_burst_past_rpm_is_refused_until_retry_after():
 
 def test_otpm_is_charged_max_tokens_up_front_and_refunded_at_the_end():
     clock = VirtualClock()
-    p = claude(clock=clock, catalog=load_catalog(rate_tier="tier-1"))  # sonnet OTPM 8,000
+    p = claude(clock=clock, catalog=tight_catalog())  # sonnet OTPM 8,000
     call = Call("sonnet", "Write a tagline for a bakery.", max_tokens=4000)
     first, second = p.simulate(call), p.simulate(call)
     with pytest.raises(RateLimited, match="output tokens") as e:
@@ -288,7 +296,7 @@ def test_otpm_is_charged_max_tokens_up_front_and_refunded_at_the_end():
 
 def test_itpm_counts_uncached_input_but_not_cache_reads():
     clock = VirtualClock()
-    p = claude(clock=clock, catalog=load_catalog(rate_tier="tier-1"))  # sonnet ITPM 30,000
+    p = claude(clock=clock, catalog=tight_catalog())  # sonnet ITPM 30,000
     sys_t = count_tokens(SYSTEM)
     call = Call("sonnet", "hi", system=SYSTEM, cache_system="5m", max_tokens=10)
     p.send(call)
@@ -301,20 +309,20 @@ def test_itpm_counts_uncached_input_but_not_cache_reads():
 
 
 def test_a_request_larger_than_a_minutes_limit_can_never_pass():
-    p = claude(catalog=load_catalog(rate_tier="tier-1"))
+    p = claude(catalog=tight_catalog())
     with pytest.raises(InvalidRequest, match="per-minute limit"):
         p.simulate(Call("sonnet", "hi", max_tokens=9_000))  # OTPM is 8,000
 
 
 def test_batch_calls_do_not_count_against_the_messages_rate_limits():
-    p = claude(catalog=load_catalog(rate_tier="tier-1"))
+    p = claude(catalog=tight_catalog())
     for _ in range(200):
         p.simulate(Call("haiku", "hi", batch=True, max_tokens=20))
 
 
 def test_rate_limits_hold_for_concurrent_asends_and_retry_after_works():
     clock = VirtualClock()
-    p = claude(clock=clock, catalog=load_catalog(rate_tier="tier-1"))  # 50 RPM
+    p = claude(clock=clock, catalog=tight_catalog())  # 50 RPM
 
     async def with_retries(i):
         while True:

@@ -33,7 +33,7 @@ def test_content_app_phrasings_get_their_length(prompt, tokens):
     kind, value = requested_length(prompt)
     assert kind == "tokens" and value == pytest.approx(tokens)
     for seed in range(5):  # the usual +-15% spread, whatever the model
-        for model in ("claude-haiku-4-5", "claude-opus-4-5"):
+        for model in ("claude-haiku-5-5", "claude-opus-5-5"):
             n = output_length(seed, model, None, prompt, length_scale=1.1)
             assert round(tokens * 0.85) <= n <= round(tokens * 1.15) + 1, (prompt, n)
 

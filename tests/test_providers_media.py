@@ -5,6 +5,7 @@ import json
 import statistics
 
 import pytest
+from catalog_support import demo_unsplash_catalog
 
 from cfopt.clock import VirtualClock
 from cfopt.errors import InvalidRequest, RateLimited
@@ -76,8 +77,10 @@ def test_video_takes_about_the_catalog_time_and_is_an_mp4():
     assert statistics.median(r.latency_s for r in rs) == pytest.approx(info["queue_s"] + info["gen_s"], rel=0.1)
     r = rs[0]
     assert r.media_url.endswith(".mp4") and r.first_content_s == r.latency_s
-    assert (r.usage.videos, r.usage.video_seconds) == (1, float(info["seconds"]))
-    assert 0.85 <= r.size_bytes / (info["bytes_per_s"] * info["seconds"]) <= 1.15
+    seconds = info["default_duration"]
+    assert (r.usage.videos, r.usage.video_seconds) == (1, float(seconds))
+    assert r.usage.video_clips == ((seconds, info["default_resolution"]),)
+    assert 0.85 <= r.size_bytes / (info["bytes_per_s"] * seconds) <= 1.15
 
 
 def test_audio_scales_with_minutes():
@@ -143,9 +146,9 @@ def test_exercise_profile_bills_past_50_an_hour_and_counts_down():
     assert p.rate_limit_headers()["X-Ratelimit-Remaining"] == "49"
 
 
-def test_list_profile_refuses_the_51st_search_until_the_hour_rolls():
+def test_list_profile_refuses_the_search_past_the_hourly_limit_until_the_hour_rolls():
     clock = VirtualClock(start=600.0)
-    p = UnsplashProvider(clock=clock, catalog=load_catalog("list-2026"))
+    p = UnsplashProvider(clock=clock, catalog=demo_unsplash_catalog())   # a demo app: 50 an hour
     for i in range(50):
         p.simulate(Call("unsplash-search", f"q{i}"))
     assert p.remaining() == 0
@@ -160,7 +163,7 @@ def test_list_profile_refuses_the_51st_search_until_the_hour_rolls():
 
 def test_a_refused_search_does_not_use_the_allowance():
     clock = VirtualClock()
-    p = UnsplashProvider(clock=clock, catalog=load_catalog("list-2026"))
+    p = UnsplashProvider(clock=clock, catalog=demo_unsplash_catalog())
     for i in range(50):
         p.simulate(Call("unsplash-search", f"q{i}"))
     for _ in range(5):

@@ -17,7 +17,7 @@ import time
 import pytest
 
 import cfopt.errors as errors_module
-import cfopt.pipeline.core as pipeline_module
+import cfopt.cache.manager as pipeline_module   # where the pipeline's cache builds its layers
 from cfopt.cache import DiskLayer, RedisLayer
 from cfopt.events import EventBus
 from cfopt.pipeline import Pipeline, PipelineConfig

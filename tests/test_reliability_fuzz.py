@@ -96,7 +96,7 @@ def test_cost_optimizer_accepts_or_names_the_bad_field(task):
 
 
 def _result(content: str) -> Result:
-    return Result("anthropic", "claude-haiku-4-5", "text", content, Usage(), 0.0, 0.1, 0.05, 0.0,
+    return Result("anthropic", "claude-haiku-5-5", "text", content, Usage(), 0.0, 0.1, 0.05, 0.0,
                   stop_reason="end_turn")
 
 

@@ -41,8 +41,8 @@ def test_clients_never_show_the_key_in_reprs_exceptions_or_logs(caplog):
     seen = []
     with CfoptClient(CLOSED, api_key=PLANTED, timeout=1.0) as client:
         seen.append(repr(client))
-        for call in (lambda: client.messages(model="claude-haiku-4-5", prompt="hi", max_tokens=8),
-                     lambda: client.count_tokens(model="claude-haiku-4-5", prompt="hi")):
+        for call in (lambda: client.messages(model="claude-haiku-5-5", prompt="hi", max_tokens=8),
+                     lambda: client.count_tokens(model="claude-haiku-5-5", prompt="hi")):
             with pytest.raises(Exception) as info:
                 call()
             seen.append(_all_text(info.value))

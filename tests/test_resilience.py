@@ -78,7 +78,7 @@ def test_transient_errors_are_retried_until_success():
     fake = Scripted(clock, {"haiku": [ServerError("boom", after_s=1.0), Overloaded("busy", after_s=0.2)]})
     res = Resilience(fake, clock=clock, seed=0)
     result = run(clock, res.asend(Call("haiku", "hi")))
-    assert result.model == "claude-haiku-4-5"
+    assert result.model == "claude-haiku-5-5"
     assert (res.stats.attempts, res.stats.retries, res.stats.succeeded) == (3, 2, 1)
     # the clock moved by the failures, the two backoff waits and the answer: nothing is free
     assert clock.now() == pytest.approx(1.0 + 0.2 + res.stats.waited_s + 0.5)
@@ -136,9 +136,9 @@ def test_long_retry_after_falls_back_to_the_next_model_instead_of_waiting():
     bus.subscribe(seen.append)
     res = Resilience(fake, clock=clock, bus=bus, policy=RetryPolicy(fallback_after_s=5.0))
     result = run(clock, res.asend(Call("sonnet", "hi")))
-    assert result.model == "claude-haiku-4-5" and res.stats.fallbacks == 1
+    assert result.model == "claude-haiku-5-5" and res.stats.fallbacks == 1
     assert clock.now() == pytest.approx(0.1 + 0.5)        # no 60 s wait
-    assert [e.name for e in seen] == ["fallback"] and seen[0].data["to"] == "claude-haiku-4-5"
+    assert [e.name for e in seen] == ["fallback"] and seen[0].data["to"] == "claude-haiku-5-5"
 
 
 def test_short_retry_after_waits_on_the_same_model():
@@ -146,7 +146,7 @@ def test_short_retry_after_waits_on_the_same_model():
     fake = Scripted(clock, {"sonnet": [RateLimited("429", retry_after=2.0, after_s=0.1)]})
     res = Resilience(fake, clock=clock)
     result = run(clock, res.asend(Call("sonnet", "hi")))
-    assert result.model == "claude-sonnet-4-5" and res.stats.fallbacks == 0
+    assert result.model == "claude-sonnet-5-5" and res.stats.fallbacks == 0
     assert fake.calls[1][0] >= 2.1
 
 
@@ -154,7 +154,7 @@ def test_long_retry_after_without_fallback_waits_if_the_deadline_allows():
     clock = VirtualClock()
     fake = Scripted(clock, {"haiku": [RateLimited("429", retry_after=20.0, after_s=0.1)]})
     res = Resilience(fake, clock=clock)
-    assert run(clock, res.asend(Call("haiku", "hi"))).model == "claude-haiku-4-5"
+    assert run(clock, res.asend(Call("haiku", "hi"))).model == "claude-haiku-5-5"
     assert fake.calls[1][0] >= 20.1
 
 
@@ -163,7 +163,7 @@ def test_a_hung_call_is_cut_off_by_the_timeout_and_retried():
     fake = Scripted(clock, {"haiku": [300.0]})      # the first call hangs for 5 minutes
     res = Resilience(fake, clock=clock, policy=RetryPolicy(timeout_s=10.0))
     result = run(clock, res.asend(Call("haiku", "hi")))
-    assert result.model == "claude-haiku-4-5" and res.stats.timeouts == 1
+    assert result.model == "claude-haiku-5-5" and res.stats.timeouts == 1
     assert clock.now() < 10.0 + 0.5 + 0.5 + 0.01     # timeout + first backoff (<= 0.5) + answer
 
 
@@ -319,7 +319,7 @@ def test_slow_media_and_batch_calls_get_the_timeouts_their_kind_needs():
         batch = await res.asend(Call("haiku", "digest", batch=True))     # a 15 min batch too
         return video, batch, res.stats.timeouts
     video, batch, timeouts = run(clock, go())
-    assert video.model == "video_5s" and batch.model == "claude-haiku-4-5" and timeouts == 0
+    assert video.model == "video_5s" and batch.model == "claude-haiku-5-5" and timeouts == 0
     with pytest.raises(ProviderTimeout):       # 700 s: cut at 600, and the 120 s deadline is past
         run(clock, res.asend(Call("video_5s", "waves")))
     assert res.stats.timeouts == 1 and len(fake.calls) == 3

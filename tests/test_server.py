@@ -15,19 +15,21 @@ import time
 
 import httpx
 import pytest
+from catalog_support import demo_unsplash_catalog
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError
-from cfopt.pricing import Usage
+from cfopt.pricing import load_catalog, Usage
 from cfopt.providers import Call, Faults, Providers
-from cfopt.server import ServerConfig, WireError, bind_socket, check_host, serve_in_thread
+from cfopt.server import (ServerConfig, ServerState, WireError, bind_socket, check_host,
+                          serve_in_thread)
 from cfopt.server.anthropic import parse_message
 from cfopt.server.fal import _call as fal_call
 
-KEY = {"x-api-key": "sk-test-key"}
+KEY = {"x-api-key": "sk-test-key", "anthropic-version": "2023-06-01"}
 HTTP = httpx.Client(timeout=30)  # one pooled client: a new one per call costs ~0.1 s of TLS set-up
-HAIKU = {"model": "haiku", "max_tokens": 300,
+HAIKU = {"model": "claude-haiku-5-5", "max_tokens": 300,
          "messages": [{"role": "user", "content": "Write a tagline for a bakery."}]}
 
 
@@ -63,7 +65,7 @@ def test_message_matches_the_simulation_and_takes_its_latency(serve):
     assert r.status_code == 200, body
     assert body["type"] == "message" and body["role"] == "assistant" and body["id"].startswith("msg_")
     assert body["content"] == [{"type": "text", "text": expected.content}]
-    assert body["model"] == "claude-haiku-4-5" and body["stop_reason"] == expected.stop_reason
+    assert body["model"] == "claude-haiku-5-5" and body["stop_reason"] == expected.stop_reason
     assert body["stop_sequence"] is None
     u = body["usage"]
     assert (u["input_tokens"], u["output_tokens"]) == (expected.usage.input_tokens, expected.usage.output_tokens)
@@ -93,7 +95,7 @@ def test_system_blocks_with_cache_control_write_then_read_the_prompt_cache(serve
     url = serve(ServerConfig(time_scale=1000))
     system = [{"type": "text", "text": "Brand voice: warm, precise, no jargon. " * 200,
                "cache_control": {"type": "ephemeral"}}]  # ~1,800 tokens: cacheable on sonnet
-    body = {"model": "sonnet", "max_tokens": 50, "system": system,
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 50, "system": system,
             "messages": [{"role": "user", "content": [{"type": "text", "text": "A tagline for tea."}]}]}
     first = HTTP.post(f"{url}/v1/messages", headers=KEY, json=body).json()["usage"]
     second = HTTP.post(f"{url}/v1/messages", headers=KEY, json=body).json()["usage"]
@@ -106,8 +108,8 @@ def test_system_blocks_with_cache_control_write_then_read_the_prompt_cache(serve
 @pytest.mark.parametrize("payload, status, kind, words", [
     (b"{not json", 400, "invalid_request_error", "not valid JSON"),
     (b"", 400, "invalid_request_error", "empty"),
-    (json.dumps({"model": "haiku", "messages": HAIKU["messages"]}).encode(), 400, "invalid_request_error", "max_tokens"),
-    (json.dumps({"model": "haiku", "max_tokens": 5}).encode(), 400, "invalid_request_error", "messages"),
+    (json.dumps({"model": "claude-haiku-5-5", "messages": HAIKU["messages"]}).encode(), 400, "invalid_request_error", "max_tokens"),
+    (json.dumps({"model": "claude-haiku-5-5", "max_tokens": 5}).encode(), 400, "invalid_request_error", "messages"),
     (json.dumps(dict(HAIKU, max_tokens=0)).encode(), 400, "invalid_request_error", "max_tokens"),
     (json.dumps(dict(HAIKU, messages=[{"role": "robot", "content": "x"}])).encode(), 400, "invalid_request_error", "role"),
     (json.dumps(dict(HAIKU, model="claude-nope-9")).encode(), 404, "not_found_error", "claude-nope-9"),
@@ -137,10 +139,11 @@ def test_keys_are_required_in_either_header_and_checked_when_configured(serve):
     r = HTTP.post(f"{open_url}/v1/messages", json=HAIKU)
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     assert HTTP.post(f"{open_url}/v1/messages", json=HAIKU,
-                      headers={"authorization": "Bearer anything"}).status_code == 200
+                      headers={"authorization": "Bearer anything", "anthropic-version": "2023-06-01"}).status_code == 200
     locked = serve(ServerConfig(time_scale=1000, api_key="sk-right"))
     assert HTTP.post(f"{locked}/v1/messages", json=HAIKU, headers={"x-api-key": "sk-wrong"}).status_code == 401
-    assert HTTP.post(f"{locked}/v1/messages", json=HAIKU, headers={"x-api-key": "sk-right"}).status_code == 200
+    assert HTTP.post(f"{locked}/v1/messages", json=HAIKU,
+                     headers={"x-api-key": "sk-right", "anthropic-version": "2023-06-01"}).status_code == 200
 
 
 def test_unknown_path_is_a_404_in_anthropic_shape(serve):
@@ -183,7 +186,7 @@ def test_stream_follows_anthropic_event_order_and_paces_tokens(serve):
     config = ServerConfig(seed=1, time_scale=10)
     url = serve(config)
     prompt = "Describe a lighthouse in 300 words."
-    body = {"model": "sonnet", "max_tokens": 800, "stream": True,
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 800, "stream": True,
             "messages": [{"role": "user", "content": prompt}]}
     expected = twin(config).claude.simulate(Call("sonnet", prompt, max_tokens=800))
     events, first_delta_at = [], None
@@ -324,7 +327,10 @@ def test_fal_errors(serve):
 
 # --- Unsplash -------------------------------------------------------------------------------
 def test_unsplash_headers_and_the_demo_limit(serve):
-    url = serve(ServerConfig(time_scale=10, profile="list-2026"))  # the hour lasts 6 minutes
+    config = ServerConfig(time_scale=10, profile="list-2026")   # the hour lasts 6 minutes
+    state = ServerState(config)
+    state.providers.unsplash.catalog = demo_unsplash_catalog()   # a demo app: 50 searches an hour
+    url = serve(config, state=state)
     key = {"authorization": "Client-ID unsplash-test"}
     remaining = []
     for _ in range(50):
@@ -339,7 +345,7 @@ def test_unsplash_headers_and_the_demo_limit(serve):
 
 
 def test_unsplash_exercise_profile_bills_past_the_free_allowance(serve):
-    url = serve(ServerConfig(time_scale=10))
+    url = serve(ServerConfig(time_scale=10, profile="exercise"))
     costs = [float(HTTP.get(f"{url}/unsplash/search/photos", params={"query": f"tea {i}"},
                              headers=KEY).headers["cfopt-cost-usd"]) for i in range(52)]
     assert costs[:50] == [0.0] * 50 and costs[50:] == [0.001, 0.001]
@@ -457,21 +463,31 @@ def test_fault_plan_endpoint_rejects_unknown_kinds(serve):
     assert r.status_code == 529 and r.json() == {"errors": [r.json()["errors"][0]]}
 
 
-def test_provider_rate_limits_answer_429_with_the_wait_in_wall_time(serve):
+def test_provider_rate_limits_answer_429_with_the_wait_and_the_rate_limit_headers(serve):
     import asyncio
-    url = serve(ServerConfig(time_scale=1, rate_tier="tier-1"))   # 50 requests per minute, real time
+    url = serve(ServerConfig(time_scale=1, rate_tier="start"))
+    limit = load_catalog(rate_tier="start").rate_limit("claude-haiku-5-5")
+    # OTPM is charged max_tokens at admission: a burst of 100k-token caps fits otpm // 100k times.
+    fits = limit.otpm // 100_000
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30) as c:
             return await asyncio.gather(*(c.post(f"{url}/v1/messages", headers=KEY,
-                                                 json=dict(HAIKU, max_tokens=10)) for _ in range(60)))
+                                                 json=dict(HAIKU, max_tokens=100_000))
+                                          for _ in range(fits + 2)))
     answers = asyncio.run(burst())
     ok = [r for r in answers if r.status_code == 200]
     limited = [r for r in answers if r.status_code == 429]
-    assert len(ok) in (50, 51) and len(ok) + len(limited) == 60   # a burst of 50, ~0.8/s refill
+    assert len(ok) == fits and len(limited) == 2
     for r in limited:
-        assert r.json()["error"]["type"] == "rate_limit_error"
-        assert 0 < int(r.headers["retry-after-ms"]) <= 1200   # one request's worth: 60 s / 50
+        body = r.json()
+        assert body["error"]["type"] == "rate_limit_error" and body["request_id"] == r.headers["request-id"]
+        assert 0 < int(r.headers["retry-after-ms"]) <= 15_000   # 100k tokens at otpm per minute at most
+        assert r.headers["anthropic-ratelimit-output-tokens-limit"] == str(limit.otpm)
+        assert int(r.headers["anthropic-ratelimit-output-tokens-remaining"]) < 100_000
+        for name in ("requests", "tokens", "input-tokens", "output-tokens"):
+            for part in ("limit", "remaining", "reset"):
+                assert f"anthropic-ratelimit-{name}-{part}" in r.headers
 
 
 # --- Bad input, fuzzed (no server needed) ---------------------------------------------------

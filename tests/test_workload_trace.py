@@ -51,7 +51,7 @@ def test_free_length_answers_follow_the_trace_output_lengths():
     prompts = {r.prompt for seed in (1, 2, 3) for r in generate(5000, seed=seed)
                if r.type == "text" and requested_length(r.prompt)[0] == "free"}
     assert len(prompts) > 100
-    answers = [output_length(0, "claude-sonnet-4-5", None, p) for p in prompts]
+    answers = [output_length(0, "claude-sonnet-5-5", None, p) for p in prompts]
     assert statistics.median(answers) == pytest.approx(CONV["output_median"], rel=0.2)
     assert _quantile(answers, 0.95) == pytest.approx(CONV["output_p95"], rel=0.15)
 

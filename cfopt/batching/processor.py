@@ -12,7 +12,13 @@ keeps its promise:
   its first token: nothing can be split before the array is complete.
 - **batch_api** text of low priority: through the Message Batches API at half price, answered
   when the batch ends (minutes, not seconds); fine for work nobody is waiting on.
-- **parallel** images, video, audio, photos: one call each, at most ``concurrency`` at a time.
+- **parallel** images, video, audio, photos: one call each.
+
+Batches leave the queue when ``batch_size`` tasks wait or the oldest has waited ``max_wait_s``,
+and only while one of the ``concurrency`` call slots is free: under load, tasks wait in the
+aged-priority queue, so an urgent task that arrives later still goes before older low ones. No
+batch waits for the one before it to finish, and Message Batches submissions take no slot (the
+API answers them when the job ends, minutes later).
 
 Every task submitted gets exactly one ``TaskResult``: its answer or its error, never both, never
 none, never twice. The sender is any ``asend(call)``: a provider, or ``Resilience`` around one.
@@ -28,40 +34,76 @@ none, never twice. The sender is any ``asend(call)``: a provider, or ``Resilienc
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import replace
 from typing import Any, Iterable
 
-from .types import (DEFAULT_MODELS, TEXT_TYPES, BatchConfig, BatchStats, Sender, Task,
-                             TaskResult)
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, InvalidRequest
+from ..events import Event, EventBus
+from ..providers.base import DEFAULT_MAX_TOKENS, Call, Result
 from .grouping import GROUP_SYSTEM, group_prompt, split_answers
 from .priority import PRIORITY_RANK, AgingQueue
-from ..providers.base import DEFAULT_MAX_TOKENS, Call, Result
+from .resilience import Resilience, RetryPolicy
+from .types import DEFAULT_MODELS, TEXT_TYPES, BatchConfig, BatchStats, Sender, Task, TaskResult
 
 __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "BatchProcessor", "DEFAULT_MODELS",
            "group_prompt", "split_answers", "GROUP_SYSTEM"]
 
 
 class BatchProcessor:
-    """Queue tasks by aged priority and process them in batches through ``sender``."""
+    """Queue tasks by aged priority and process them in batches through ``sender``.
 
-    def __init__(self, sender: Sender, *, config: BatchConfig | None = None,
-                 clock: Clock | None = None, models: dict[str, str] | None = None) -> None:
+    On its own it sends through ``sender`` (a provider, ``Providers``, or ``Resilience``). As
+    the pipeline's ``batching`` stage, ``bind(env)`` wraps the run's transport in retries
+    (``Resilience`` with ``retry``, when the run's ``resilience`` switch is on) and makes that the
+    sender every stage uses (``env.sender``); the pipeline then ``submit``s its deferred work.
+    """
+
+    KNOBS = ("config", "retry", "models")
+
+    def __init__(self, sender: Sender | None = None, *, config: BatchConfig | None = None,
+                 clock: Clock | None = None, models: dict[str, str] | None = None,
+                 retry: RetryPolicy | None = None, bus: EventBus | None = None) -> None:
         self.sender = sender
         self.config = config if config is not None else BatchConfig()
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
         self.models = {**DEFAULT_MODELS, **(models or {})}
+        # No per-attempt timeout by default: Message Batches jobs and videos take minutes (the
+        # providers' own timeouts still fail a hung call).
+        self.retry = retry if retry is not None else RetryPolicy(timeout_s=None)
+        self.bus = bus
+        self.resilience: Resilience | None = None
+        self._reset()
+
+    def _reset(self) -> None:
         self.queue: AgingQueue[tuple[Task, float]] = AgingQueue(self.config.aging_s, self.clock)
         self.stats = BatchStats()
         self._ids: set[str] = set()
-        self._semaphore: asyncio.Semaphore | None = None
-        self._auto = itertools.count()
         self._bad_replies: dict[str, int] = {}   # model -> grouped replies in a row that failed to split
+        self._waiters: dict[str, asyncio.Future[TaskResult]] = {}
+        self._order: list[str] = []              # task ids in the order they left the queue
+        self._dispatcher: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._busy = 0
+        self._changed: asyncio.Event | None = None
+        self._flushing = False
 
     def __repr__(self) -> str:
         return f"BatchProcessor(config={self.config!r}, pending={len(self.queue)})"
+
+    # --- as the pipeline's stage ------------------------------------------------------------
+    def bind(self, env: Any) -> None:
+        """Send through ``env.transport`` with retries; set ``env.sender``; start empty."""
+        self.clock, self.bus = env.clock, env.bus
+        if env.config.resilience:
+            self.resilience = Resilience(env.transport, policy=self.retry, clock=env.clock,
+                                         catalog=env.catalog, seed=env.seed, bus=env.bus)
+            self.sender = self.resilience
+        else:
+            self.resilience, self.sender = None, env.transport
+        env.sender = self.sender
+        self._reset()
 
     # --- the queue ------------------------------------------------------------------------
     def add_task(self, task: Task) -> None:
@@ -75,63 +117,133 @@ class BatchProcessor:
         self._ids.add(task.id)
         self.stats.submitted += 1
         self.queue.push((task, self.clock.now()), task.priority)
+        self.stats.queued_max = max(self.stats.queued_max, len(self.queue))
 
     def pending(self) -> int:
         return len(self.queue)
 
     def next_batch(self) -> list[tuple[Task, float]]:
         """Take the next ``batch_size`` tasks (with their arrival times) by aged priority."""
-        return self.queue.pop_many(self.config.batch_size)
+        batch = self.queue.pop_many(self.config.batch_size)
+        self._order.extend(task.id for task, _ in batch)
+        return batch
 
     # --- running --------------------------------------------------------------------------
+    async def submit(self, task: Task) -> TaskResult:
+        """Queue ``task`` and wait for its result; batches leave as the config says."""
+        future = self._future(task.id)
+        self.add_task(task)
+        self._kick()
+        return await future
+
     async def process_all(self) -> list[TaskResult]:
-        """Process every queued task, batch after batch; return their results."""
-        out: list[TaskResult] = []
-        while len(self.queue):
-            out += await self.process_batch(self.next_batch())
-        return out
+        """Process every queued task; return their results in the order they left the queue.
+
+        Batches go one after another as soon as a call slot is free: none waits for the batch
+        before it to finish (a Message Batches job may take an hour).
+        """
+        futures = [self._future(task.id) for task, _ in self.queue]
+        first = len(self._order)
+        self._flushing = True
+        try:
+            self._kick()
+            by_id = {r.id: r for r in await asyncio.gather(*futures)}
+        finally:
+            self._flushing = False
+        return [by_id[i] for i in self._order[first:] if i in by_id]
 
     async def run(self, tasks: Iterable[Task]) -> list[TaskResult]:
-        """Replay ``tasks`` arriving at their ``at`` times; ``workers`` batches in flight."""
-        out: list[TaskResult] = []
-        wake = asyncio.Event()
-        feeding = True
+        """Replay ``tasks`` arriving at their ``at`` times; results in the order they left the queue."""
+        pending = []
+        first = len(self._order)
+        for task in sorted(tasks, key=lambda t: t.at or 0.0):
+            if task.at is not None and task.at > self.clock.now():
+                await self.clock.asleep(task.at - self.clock.now())
+            pending.append(asyncio.ensure_future(self.submit(task)))
+        by_id = {r.id: r for r in await asyncio.gather(*pending)}
+        return [by_id[i] for i in self._order[first:] if i in by_id]
 
-        async def feed() -> None:
-            nonlocal feeding
-            for task in sorted(tasks, key=lambda t: t.at or 0.0):
-                if task.at is not None and task.at > self.clock.now():
-                    await self.clock.asleep(task.at - self.clock.now())
-                self.add_task(task)
-                wake.set()
-            feeding = False
-            wake.set()
+    def _future(self, task_id: str) -> asyncio.Future[TaskResult]:
+        if task_id not in self._waiters:
+            self._waiters[task_id] = asyncio.get_running_loop().create_future()
+        return self._waiters[task_id]
 
-        async def work() -> None:
-            while feeding or len(self.queue):
-                waited = self.queue.oldest_wait()
-                full = len(self.queue) >= self.config.batch_size
-                # due within a nanosecond counts as due: a tinier timeout would not move a
-                # clock that reads hundreds of seconds (float spacing), and the loop would spin
-                due = waited >= self.config.max_wait_s - 1e-9
-                if not len(self.queue) or (feeding and not full and not due):
-                    wake.clear()
-                    timeout = self.config.max_wait_s - waited if len(self.queue) else None
-                    try:
-                        await asyncio.wait_for(wake.wait(), timeout)
-                    except asyncio.TimeoutError:
-                        pass
-                    continue
-                out.extend(await self.process_batch(self.next_batch()))
+    def _kick(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._changed.set()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
 
-        await asyncio.gather(feed(), *(work() for _ in range(self.config.workers)))
-        return out
+    async def _dispatch(self) -> None:
+        """Send batches while tasks wait: a full batch at once, a partial one after max_wait_s,
+        and only while a call slot is free, so the queue (not the slots) decides who goes next."""
+        assert self._changed is not None
+        while len(self.queue):
+            waited = self.queue.oldest_wait()
+            # due within a nanosecond counts as due: a tinier timeout would not move a clock
+            # that reads hundreds of seconds (float spacing), and the loop would spin
+            due = (self._flushing or len(self.queue) >= self.config.batch_size
+                   or waited >= self.config.max_wait_s - 1e-9)
+            busy = self._busy >= self.config.concurrency
+            if not due or busy:
+                self._changed.clear()
+                timeout = None if busy else self.config.max_wait_s - waited
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            batch = self._take(self.config.concurrency - self._busy)
+            if self.bus is not None:
+                self.bus.publish(Event(self.clock.now(), "metric", "batch_size", float(len(batch)),
+                                       {"stage": "batching", "queued": len(self.queue)}))
+            job = asyncio.ensure_future(self._finish(batch))
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+            await asyncio.sleep(0)   # let the batch take its slots before looking again
+
+    def _take(self, free: int) -> list[tuple[Task, float]]:
+        """The next batch that fits in ``free`` call slots: the rest wait in the queue, where a
+        later urgent task can still pass them. A grouped call takes one slot for up to
+        ``group_max`` tasks, a Message Batches task none, any other task one."""
+        batch: list[tuple[Task, float]] = []
+        grouped: dict[str, int] = {}
+        need = 0
+        while len(self.queue) and len(batch) < self.config.batch_size:
+            task, enq = self.queue.pop()
+            path, model = self._path(task)
+            more = (0 if path == "batch_api" else
+                    int(grouped.get(model, 0) % self.config.group_max == 0) if path == "grouped"
+                    else 1)
+            if batch and need + more > free:
+                self.queue.push((task, enq), task.priority, at=enq)
+                break
+            if path == "grouped":
+                grouped[model] = grouped.get(model, 0) + 1
+            need += more
+            batch.append((task, enq))
+        self._order.extend(task.id for task, _ in batch)
+        return batch
+
+    def _path(self, task: Task) -> tuple[str, str]:
+        """The path ``task`` takes and the model it goes to."""
+        model = task.call.model if task.call is not None else task.model or self.models[task.type]
+        if task.type not in TEXT_TYPES:
+            return "parallel", model
+        if task.priority == "low" and self.config.batch_api_for_low:
+            return "batch_api", model
+        return ("grouped" if self._groups(model) and self._plain(task) else "single"), model
+
+    async def _finish(self, batch: list[tuple[Task, float]]) -> None:
+        await self.process_batch(batch)   # each task's waiter heard as soon as it settled
 
     async def process_batch(self, batch: list[tuple[Task, float]]) -> list[TaskResult]:
         """Process one batch; return exactly one ``TaskResult`` per task, in batch order."""
         self.stats.batches += 1
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.concurrency)
         started = self.clock.now()
         done: dict[str, TaskResult] = {}
 
@@ -141,15 +253,14 @@ class BatchProcessor:
                 return
             done[task.id] = TaskResult(task.id, task.priority, path, result, error, cost, enq,
                                        started, self.clock.now())
+            # Its waiter hears at once: a task never waits for the slowest one of its batch.
+            future = self._waiters.pop(task.id, None)
+            if future is not None and not future.done():
+                future.set_result(done[task.id])
 
         groups: dict[tuple[str, str, str], list[tuple[Task, float]]] = {}
         for task, enq in batch:
-            model = task.model or self.models[task.type]
-            if task.type in TEXT_TYPES:
-                path = ("batch_api" if task.priority == "low" and self.config.batch_api_for_low
-                        else "grouped" if self._groups(model) else "single")
-            else:
-                path = "parallel"
+            path, model = self._path(task)
             groups.setdefault((path, task.type, model), []).append((task, enq))
         jobs = []
         for (path, _type, model), items in groups.items():
@@ -173,30 +284,53 @@ class BatchProcessor:
             results.append(r)
         return results
 
+    @staticmethod
+    def _plain(task: Task) -> bool:
+        """Whether a task's call may be grouped: no system prompt of its own to keep."""
+        return task.call is None or task.call.system is None
+
+    async def _slot(self):
+        assert self._slots is not None
+        await self._slots.acquire()
+        self._busy += 1
+
+    def _free(self) -> None:
+        assert self._slots is not None
+        self._busy -= 1
+        self._slots.release()
+        if self._changed is not None:
+            self._changed.set()
+
     # --- the paths ------------------------------------------------------------------------
     def _call(self, task: Task, model: str, batch: bool = False) -> Call:
+        if task.call is not None:
+            return replace(task.call, batch=batch)
         return Call(model, task.prompt, max_tokens=task.max_tokens, batch=batch)
 
-    async def _send(self, call: Call) -> Result:
-        self.stats.provider_calls += 1
-        result = await self.sender.asend(call)
+    async def _send(self, call: Call, *, slot: bool = True) -> Result:
+        if self.sender is None:
+            raise ConfigError("this BatchProcessor has no sender: pass one, or bind it to a run")
+        if slot:   # Message Batches submissions take no slot: the API answers them later
+            await self._slot()
+        try:
+            self.stats.provider_calls += 1
+            result = await self.sender.asend(call)
+        finally:
+            if slot:
+                self._free()
         self.stats.cost_usd += result.cost_usd
         return result
 
     async def _single(self, task: Task, enq: float, model: str, path: str, settle: Any) -> None:
         try:
+            batch = path == "batch_api"
             if path == "parallel":
-                assert self._semaphore is not None
-                async with self._semaphore:
-                    self.stats.parallel_calls += 1
-                    result = await self._send(self._call(task, model))
+                self.stats.parallel_calls += 1
+            elif batch:
+                self.stats.batch_api_calls += 1
             else:
-                batch = path == "batch_api"
-                if batch:
-                    self.stats.batch_api_calls += 1
-                else:
-                    self.stats.single_calls += 1
-                result = await self._send(self._call(task, model, batch=batch))
+                self.stats.single_calls += 1
+            result = await self._send(self._call(task, model, batch=batch), slot=not batch)
         except Exception as error:  # each task owns its error; the batch goes on
             settle(task, enq, path, error=error)
         else:

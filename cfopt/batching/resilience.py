@@ -41,8 +41,8 @@ __all__ = ["RetryPolicy", "BreakerConfig", "CircuitBreaker", "CircuitOpen", "Res
 # Fallbacks step down to a cheaper, faster model: an answer now beats a better answer later,
 # and a downgrade never surprises the budget.
 DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {
-    "claude-opus-4-5": ("claude-sonnet-4-5", "claude-haiku-4-5"),
-    "claude-sonnet-4-5": ("claude-haiku-4-5",),
+    "claude-opus-5-5": ("claude-sonnet-5-5", "claude-haiku-5-5"),
+    "claude-sonnet-5-5": ("claude-haiku-5-5",),
     "flux_dev": ("flux_schnell",),
 }
 
@@ -258,4 +258,5 @@ class Resilience:
         if self.bus is not None:
             # kind "retry": one attempt failed; whether the request failed is its caller's event
             self.bus.publish(Event(self.clock.now(), "retry", name, data={
-                "model": req.call.model, "status": error.status, "attempt": req.attempts, **data}))
+                "stage": "batching", "model": req.call.model, "status": error.status,
+                "attempt": req.attempts, **data}))

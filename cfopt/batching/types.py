@@ -23,7 +23,7 @@ from ..providers.base import Call, Result, Sender
 __all__ = ["BatchConfig", "Task", "TaskResult", "BatchStats", "DEFAULT_MODELS", "TEXT_TYPES",
            "Sender"]
 
-DEFAULT_MODELS = {"text": "claude-haiku-4-5", "analysis": "claude-haiku-4-5",
+DEFAULT_MODELS = {"text": "claude-haiku-5-5", "analysis": "claude-haiku-5-5",
                   "image": "flux_schnell", "video": "video_5s", "audio": "audio_minute",
                   "photo": "unsplash-search"}
 
@@ -35,8 +35,10 @@ class BatchConfig:
     batch_size: int = 25            # tasks taken from the queue at a time
     max_wait_s: float = 0.5         # a partial batch goes once its oldest task waited this long
     aging_s: float | None = 30.0    # a waiting task climbs a priority level per aging_s
-    concurrency: int = 8            # media calls in flight at once, all batches together
-    workers: int = 4                # batches in flight at once
+    # Calls out at once (grouped, single and media calls, all batches together). While every
+    # slot is busy, tasks wait in the aged-priority queue, so a later urgent task still goes
+    # first. Message Batches submissions take no slot: they are answered later, by the API.
+    concurrency: int = 8
     group_max: int = 10             # prompts per grouped text call
     group_text: bool = True
     # A model that keeps ignoring the grouped format doubles the calls: after this many replies
@@ -45,7 +47,7 @@ class BatchConfig:
     batch_api_for_low: bool = True  # low-priority text through the Message Batches API
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "concurrency", "workers", "group_max", "group_give_up"):
+        for name in ("batch_size", "concurrency", "group_max", "group_give_up"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_s < 0 or (self.aging_s is not None and self.aging_s <= 0):
@@ -63,11 +65,14 @@ class Task:
     model: str | None = None
     max_tokens: int | None = None
     at: float | None = None         # when it arrives, for ``run``; None: at once
+    call: Call | None = None        # the exact call to make (the pipeline's); None: built from the fields
 
     def __post_init__(self) -> None:
         for name in ("id", "type", "prompt", "priority"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"Task.{name} must be a string, got {getattr(self, name)!r}")
+        if self.call is not None and not isinstance(self.call, Call):
+            raise ConfigError(f"Task.call must be a Call or None, got {type(self.call).__name__}")
         if self.model is not None and not isinstance(self.model, str):
             raise ConfigError(f"Task.model must be a string or None, got {self.model!r}")
         if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or
@@ -119,5 +124,6 @@ class BatchStats:
     single_calls: int = 0
     batch_api_calls: int = 0
     parallel_calls: int = 0
+    queued_max: int = 0             # the longest the queue got
     cost_usd: float = 0.0
     by_path: dict[str, int] = field(default_factory=dict)

@@ -5,10 +5,10 @@ Python's ``hash()``, salted per process), independent of the order users arrive 
 ``salt`` gives a fresh, independent split for the next experiment.
 
 A *strategy* replays one arm's requests and returns ``(cost_usd, latency_s)`` per request, in
-order. Two are built in on the simulated providers (``premium_strategy``: every request to the
-premium model of its type; ``routed_strategy``: ``CostOptimizer``'s choice), and
-``pipeline_strategy(config)`` replays through ``cfopt.pipeline.core`` (latency there is the response
-time to first useful content).
+order. Every strategy is a replay through ``cfopt.pipeline.Pipeline`` (latency is the response
+time to first useful content): ``premium_strategy`` (the baseline: every request to the premium
+model of its type), ``routed_strategy`` (``CostOptimizer``'s choice, nothing else changed), and
+``pipeline_strategy(config, **stages)`` for any switches and any stages of your own.
 
 Two ways to replay, because simulation can do what a live test cannot:
 
@@ -36,26 +36,21 @@ True
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..clock import VirtualClock
 from ..cost.optimizer import PREMIUM, CostOptimizer
-from ..errors import ConfigError, ProviderError
-from ..providers import Call, Providers
+from ..errors import ConfigError
+from ..pipeline import Pipeline, PipelineConfig
 from ..workload import Request, strip_intent
 from .abstats import ABStatsConfig, MetricResult, MetricSample, compare
 
-if TYPE_CHECKING:
-    from ..pipeline.core import PipelineConfig
-
-__all__ = ["Strategy", "ArmSummary", "ABResult", "assign", "split_users", "replay_calls",
-           "premium_strategy", "routed_strategy", "pipeline_strategy", "run_abtest"]
+__all__ = ["Strategy", "ArmSummary", "ABResult", "assign", "split_users", "premium_strategy",
+           "routed_strategy", "pipeline_strategy", "run_abtest"]
 
 Strategy = Callable[[Sequence[Request]], list[tuple[float, float]]]
 
@@ -77,53 +72,24 @@ def split_users(requests: Sequence[Request], salt: str,
     return arms["A"], arms["B"]
 
 
-def replay_calls(requests: Sequence[Request], model_for: Callable[[Request], str], *,
-                 seed: int = 0) -> list[tuple[float, float]]:
-    """Send each request at its ``t`` to ``model_for(request)``; return (cost, latency) each.
-
-    Calls overlap on a virtual clock, as real traffic does. A failed call costs nothing and
-    its latency is the time until it failed.
-    """
-    clock = VirtualClock()
-    providers = Providers(seed=seed, clock=clock)
-
-    async def one(r: Request) -> tuple[float, float]:
-        try:
-            result = await providers.asend(Call(model_for(r), r.prompt, max_tokens=r.max_tokens))
-        except ProviderError as e:
-            return 0.0, e.after_s
-        return result.cost_usd, result.latency_s
-
-    async def main() -> list[tuple[float, float]]:
-        tasks = []
-        for r in requests:
-            await clock.asleep(r.t - clock.now())
-            tasks.append(asyncio.ensure_future(one(r)))
-        return list(await asyncio.gather(*tasks))
-
-    return clock.run(main())
+def pipeline_strategy(config: PipelineConfig | None = None, *, seed: int = 0,
+                      **stages: Any) -> Strategy:
+    """Replay through ``cfopt.pipeline.Pipeline`` with ``config`` (None: every optimization on)
+    and any ``stages`` (``cost=MyCostOptimizer()``); each request's (cost, response time)."""
+    def run(requests: Sequence[Request]) -> list[tuple[float, float]]:
+        result = Pipeline(config, seed=seed, **stages).run(requests)
+        return [(o.cost_usd, o.response_s) for o in sorted(result.outcomes, key=lambda o: o.index)]
+    return run
 
 
 def premium_strategy(seed: int = 0) -> Strategy:
     """Every request to the premium model of its type: the un-optimized ContentFlow."""
-    return lambda requests: replay_calls(requests, lambda r: PREMIUM[r.type], seed=seed)
+    return pipeline_strategy(PipelineConfig.baseline(), seed=seed)
 
 
 def routed_strategy(seed: int = 0) -> Strategy:
-    """Every request to the cheapest adequate model (``CostOptimizer``)."""
-    optimizer = CostOptimizer()
-    return lambda requests: replay_calls(
-        requests, lambda r: optimizer.select_optimal_model(r).model, seed=seed)
-
-
-def pipeline_strategy(config: "PipelineConfig | None" = None, *, seed: int = 0) -> Strategy:
-    """Replay through ``cfopt.pipeline.core`` with ``config`` (a ``PipelineConfig``; None: all on)."""
-    from ..pipeline.core import Pipeline  # the whole serving stack: loaded only when asked for
-
-    def run(requests: Sequence[Request]) -> list[tuple[float, float]]:
-        result = Pipeline(config, seed=seed).run(requests)
-        return [(o.cost_usd, o.response_s) for o in sorted(result.outcomes, key=lambda o: o.index)]
-    return run
+    """Every request to the cheapest adequate model (``CostOptimizer``), nothing else changed."""
+    return pipeline_strategy(PipelineConfig.select(only=["routing"]), seed=seed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from ..workload import Request
 from .climb import HillClimber, Knob, TuneResult, Window, tune
 from .objective import Objective, WindowMetrics, reference_usd
 from .tunable import Knobs, TunableReplay
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["Knob", "DEFAULT_SPACE", "Objective", "WindowMetrics", "HillClimber", "Window",
            "TuneResult", "GridResult", "tune", "autotune", "fixed_run", "grid_search",
@@ -129,7 +130,7 @@ def _knobs_from(values: Mapping[str, float]) -> Knobs:
 def autotune(requests: Sequence[Request], *, start: Knobs | None = None,
              space: Sequence[Knob] = DEFAULT_SPACE, objective: Objective | None = None,
              window_s: float = 120.0, seed: int = 0, min_gain: float = 0.0, paired: bool = True,
-             profile: str = "exercise") -> TuneResult:
+             profile: str = DEFAULT_PROFILE) -> TuneResult:
     """Replay ``requests`` once, moving the knobs of ``space`` after every window (online).
 
     ``paired``: judge each trial on the same requests as the incumbent (a cache trial in a
@@ -195,7 +196,7 @@ def autotune(requests: Sequence[Request], *, start: Knobs | None = None,
 
 
 def fixed_run(requests: Sequence[Request], knobs: Knobs, *, objective: Objective | None = None,
-              window_s: float = 120.0, seed: int = 0, profile: str = "exercise") -> TuneResult:
+              window_s: float = 120.0, seed: int = 0, profile: str = DEFAULT_PROFILE) -> TuneResult:
     """Replay ``requests`` with ``knobs`` held, scored window by window as ``autotune`` scores."""
     s = _Session(requests, knobs, objective or Objective(), window_s, seed, profile)
     windows = s.run(lambda knobs, score, m: ("fixed", None, None, None))
@@ -219,7 +220,7 @@ class GridResult:
 
 def grid_search(requests: Sequence[Request], grid: Mapping[str, Sequence[float]], *,
                 base: Knobs | None = None, objective: Objective | None = None,
-                window_s: float = 120.0, seed: int = 0, profile: str = "exercise",
+                window_s: float = 120.0, seed: int = 0, profile: str = DEFAULT_PROFILE,
                 map_fn: Callable = map) -> GridResult:
     """Score every combination of ``grid`` (knob -> values) held fixed over a whole replay.
 

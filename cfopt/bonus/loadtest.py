@@ -88,7 +88,7 @@ class LoadTestConfig:
     timeout_s: float = 10.0        # per request: connect, read, write, pool
     give_up_after: int = 50        # consecutive transport errors (no HTTP answer): server gone
     endpoint: str = "messages"
-    model: str = "claude-haiku-4-5"
+    model: str = "claude-haiku-5-5"
     max_tokens: int = 64
     api_key: str = field(default="cfopt-loadtest", repr=False)
 

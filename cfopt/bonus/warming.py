@@ -1,10 +1,11 @@
 """Score a predictor on a time split and replay a cache with and without warming from it.
 
 ``evaluate_warming(requests)`` learns from the first ``train_fraction`` of the requests, then
-walks through the rest in time order. For each test request it scores the predictions made for
-that user before it, serves it through two exact-match caches (``CacheManager`` with one
-``MemoryLayer``: its TTLs and capacity are what warming works against), lets the predictor learn
-it, and, in the warmed arm only, hands the user's next ``k`` predictions to ``warm_cache``.
+walks through the rest in time order. Both arms are ``cfopt.pipeline.Pipeline`` replays of the
+whole workload (routed calls, one exact-match memory cache: its TTLs and capacity are what
+warming works against). In the warmed arm, as each request arrives, the predictor is scored on
+it (for test requests), learns it, and the user's next ``k`` predictions that reach
+``threshold`` are served ahead of time (``Pipeline.prefetch``): paid, cached, counted.
 
 Figures, all from the test part:
 
@@ -19,9 +20,9 @@ if the entry is read before it goes *and* the cache would otherwise have missed.
 prices its net saving is never positive; it pays in money only where pre-generation is cheaper
 (a batch discount) and the chance of use exceeds the price ratio.
 
-Provider calls use ``simulate``: the answer is decided and cached when the request arrives, and
-the clock moves only with arrivals, so a burst of warm-ups does not delay the traffic. Only this
-scoring code reads ``intent`` (never: it scores keys); the predictor sees requests without it.
+A warm-up takes as long as the call it makes: a request that arrives while its warm-up is still
+in flight shares that call (it waits less, but it is not a hit). Nothing here reads ``intent``:
+it scores keys, and the predictor sees requests without it.
 
 >>> from cfopt.workload import generate
 >>> report = evaluate_warming(generate(400, seed=3, duration_s=1200), k=3)
@@ -35,17 +36,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..cache import CacheManager, MemoryLayer, Prediction, TTLPolicy
+from ..cache import CacheManager, MemoryLayer, TTLPolicy
 from ..clock import VirtualClock
-from ..cost.optimizer import CostOptimizer
-from ..errors import ConfigError, ProviderError
-from ..providers import Call, Providers, Result
+from ..errors import ConfigError
+from ..pipeline import Pipeline, PipelineConfig
 from ..workload import Request, strip_intent
 from .predict import PredictorConfig, RequestPredictor, request_key
 
-__all__ = ["WarmingConfig", "ArmStats", "WarmingReport", "evaluate_warming", "routed_call"]
+__all__ = ["WarmingConfig", "ArmStats", "WarmingReport", "evaluate_warming"]
 
-TENANT = "contentflow"  # one namespace for the whole app, as in the pipeline: users share answers
+# Routed calls, one exact-match memory cache, identical calls in flight shared, pooled
+# connections: the cache is what warming works against, the rest keeps the arms realistic.
+CONFIG = PipelineConfig.select(only=["routing", "cache", "coalescing", "pooling"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,75 +120,30 @@ class WarmingReport:
         return self.cold.total_cost_usd - self.warm.total_cost_usd
 
 
-def routed_call(r: Request, optimizer: CostOptimizer) -> Call:
-    """Return the provider call the cost router makes for ``r``."""
-    return Call(optimizer.select_optimal_model(r).model, r.prompt, max_tokens=r.max_tokens)
+def _arm(blind: Sequence[Request], cfg: WarmingConfig, split: int,
+         on_arrival: Callable[[Request], None] | None, pipeline: Pipeline) -> ArmStats:
+    """Replay ``blind`` through ``pipeline``; the stats of its test part."""
+    run = pipeline.run(blind, on_arrival=on_arrival)
+    test = [o for o in run.outcomes if o.index >= split]
+    w = run.warm
+    return ArmStats(requests=len(test), hits=sum(o.from_cache for o in test),
+                    errors=sum(o.error is not None for o in test),
+                    served_cost_usd=round(sum(o.cost_usd for o in test), 9),
+                    wait_s=sum(o.response_s for o in test if not o.from_cache and o.error is None),
+                    warmed=int(w["calls"]), warm_used=int(w["used"]), warm_cost_usd=w["cost_usd"],
+                    wasted=int(w["wasted"]), wasted_cost_usd=w["wasted_cost_usd"])
 
 
-class _Now:
-    """Answer at once: the clock moves with arrivals only (see the module docstring)."""
-
-    def __init__(self, providers: Providers) -> None:
-        self.providers = providers
-
-    def send(self, call: Call) -> Result:
-        return self.providers.for_model(call.model).simulate(call)
-
-
-class _Arm:
-    """A cache in front of the simulated providers, with the bookkeeping of warmed entries."""
-
-    def __init__(self, cfg: WarmingConfig, clock: VirtualClock) -> None:
-        providers = Providers(seed=cfg.seed, clock=clock)
-        self.cache = CacheManager([MemoryLayer(max_entries=cfg.max_entries, clock=clock)],
-                                  ttls=cfg.ttls, provider=_Now(providers), clock=clock,
-                                  catalog=providers.catalog, warm_threshold=cfg.threshold)
-        self.stats = ArmStats()
-        self._pending: dict[str, float] = {}   # warmed key -> its cost, not read yet
-
-    def serve(self, call: Call, scoring: bool) -> None:
-        try:
-            served = self.cache.fetch(call, tenant=TENANT)
-        except ProviderError:
-            self.stats.errors += scoring
-            return
-        cost = self._pending.pop(served.key, None)
-        if served.from_cache and cost is not None:
-            self.stats.warm_used += 1
-        elif cost is not None:  # the warmed entry expired or was evicted before anyone read it
-            self._waste(cost)
-        if scoring:
-            self.stats.requests += 1
-            self.stats.hits += served.from_cache
-            if not served.from_cache:
-                self.stats.served_cost_usd += served.result.cost_usd
-                self.stats.wait_s += served.result.latency_s
-
-    def warm(self, calls: list[tuple[Call, float]]) -> None:
-        for call, p in calls:  # one at a time: the report names no keys, so learn each one's
-            report = self.cache.warm_cache([Prediction(call, p, tenant=TENANT)])
-            if report.warmed:
-                self.stats.warmed += 1
-                self.stats.warm_cost_usd += report.cost_usd
-                key = self.cache.key_for(call, TENANT)[0]
-                if key in self._pending:  # warmed again after its entry vanished unread
-                    self._waste(self._pending[key])
-                self._pending[key] = report.cost_usd
-
-    def _waste(self, cost: float) -> None:
-        self.stats.wasted += 1
-        self.stats.wasted_cost_usd += cost
-
-    def close(self) -> ArmStats:
-        for cost in self._pending.values():
-            self._waste(cost)
-        self._pending.clear()
-        return self.stats
+def _pipeline(cfg: WarmingConfig) -> Pipeline:
+    """An exact-match memory cache in front of routed calls: what warming works against."""
+    clock = VirtualClock()
+    cache = CacheManager([MemoryLayer(max_entries=cfg.max_entries, clock=clock)], ttls=cfg.ttls,
+                         clock=clock)
+    return Pipeline(CONFIG, cache=cache, seed=cfg.seed, clock=clock)
 
 
 def evaluate_warming(requests: Sequence[Request], config: WarmingConfig | None = None, *,
-                     predictor: RequestPredictor | None = None,
-                     to_call: Callable[[Request], Call] | None = None, **overrides) -> WarmingReport:
+                     predictor: RequestPredictor | None = None, **overrides) -> WarmingReport:
     """Score ``predictor`` on a time split of ``requests`` and replay warm and cold caches."""
     cfg = config if config is not None else WarmingConfig(**overrides)
     if config is not None and overrides:
@@ -194,34 +151,33 @@ def evaluate_warming(requests: Sequence[Request], config: WarmingConfig | None =
     if len(requests) < 2:
         raise ConfigError("need at least two requests to split in time")
     predictor = predictor if predictor is not None else RequestPredictor(PredictorConfig())
-    if to_call is None:
-        optimizer = CostOptimizer()
-        to_call = lambda r: routed_call(r, optimizer)  # noqa: E731
     blind = strip_intent(requests)                     # all the predictor and caches ever see
     split = max(1, int(len(blind) * cfg.train_fraction))
-    clock = VirtualClock()
-    cold, warm = _Arm(cfg, clock), _Arm(cfg, clock)
+    warm = _pipeline(cfg)
     last: dict[str, list] = {}                          # user -> keys predicted for their next
     made: list[tuple[str, float, list]] = []            # (user, time, keys) of every prediction
-    next_hits = 0
-    for i, r in enumerate(blind):
-        clock.advance_to(r.t)
-        scoring, user = i >= split, r.user or "anonymous"
-        if scoring:
-            next_hits += request_key(r) in last.get(user, ())
-        call = to_call(r)
-        cold.serve(call, scoring)
-        warm.serve(call, scoring)
+    seen = [0, 0]                                       # requests arrived, next-request hits
+
+    def arrive(r: Request) -> None:
+        i, user = seen[0], r.user or "anonymous"
+        seen[0] += 1
+        if i >= split:
+            seen[1] += request_key(r) in last.get(user, ())
         predictor.observe(r)
         if i >= split - 1:  # from the last training request on: its predictions meet the test
             preds = predictor.predict(user, cfg.k)
             last[user] = [request_key(p) for p, _ in preds]
             made.append((user, r.t, last[user]))
-            warm.warm([(to_call(p), prob) for p, prob in preds])
+            for p, prob in preds:
+                if prob >= cfg.threshold:
+                    warm.prefetch(p)
+
+    warm_stats = _arm(blind, cfg, split, arrive, warm)
+    cold_stats = _arm(blind, cfg, split, None, _pipeline(cfg))
     test = blind[split:]
     return WarmingReport(cfg, len(test), sum(len(keys) for _, _, keys in made),
-                         next_hits / len(test), _precision(test, made, cfg.horizon_s),
-                         cold.close(), warm.close())
+                         seen[1] / len(test), _precision(test, made, cfg.horizon_s),
+                         cold_stats, warm_stats)
 
 
 def _precision(test: Sequence[Request], made: list[tuple[str, float, list]],

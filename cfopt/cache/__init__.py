@@ -6,7 +6,8 @@
 - ``singleflight``: ``SingleFlight``
 - ``dedup``: ``ContentDeduplication`` (``text``: its features; ``exercise_dedup``: the reference;
   ``evaluate``: precision/recall on MRPC and on workload intents)
-- ``belady``: the optimal hit rate no eviction policy can beat; ``replay``: a workload through a manager
+- ``belady``: the optimal hit rate no eviction policy can beat (a workload replays through a
+  manager in ``cfopt.pipeline.replay_cache``)
 """
 from .belady import belady_hit_rate, lru_hit_rate, replay_hit_rate
 from .dedup import ContentDeduplication

@@ -4,7 +4,7 @@ JSON, not pickle: a cache shared through Redis or a file must never run code whe
 human can inspect an entry with ``redis-cli GET``.
 
 >>> from cfopt.pricing import Usage
->>> r = Result("anthropic", "claude-haiku-4-5", "text", "Hello", Usage(input_tokens=3,
+>>> r = Result("anthropic", "claude-haiku-5-5", "text", "Hello", Usage(input_tokens=3,
 ...            output_tokens=1), 0.000001, 0.4, 0.2, 12.0, stop_reason="end_turn")
 >>> decode_result(encode_result(r)) == r
 True

@@ -13,7 +13,7 @@ True
 >>> a == cache_key(Call("haiku", "write a haiku about cats"), tenant="globex")
 False
 >>> a.split(":")[:3]
-['acme', 'anthropic', 'claude-haiku-4-5']
+['acme', 'anthropic', 'claude-haiku-5-5']
 """
 from __future__ import annotations
 

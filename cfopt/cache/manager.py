@@ -11,7 +11,7 @@ truncated answers are never cached. Keys carry the tenant, so tenants never shar
 >>> from cfopt.pricing import Usage
 >>> class Echo:                              # a provider that answers anything
 ...     def send(self, call):
-...         return Result("anthropic", "claude-haiku-4-5", "text", call.prompt.upper(),
+...         return Result("anthropic", "claude-haiku-5-5", "text", call.prompt.upper(),
 ...                       Usage(), 0.0, 0.1, 0.05, 0.0, stop_reason="end_turn")
 >>> cache = CacheManager([MemoryLayer()], provider=Echo())
 >>> cache.fetch(Call("haiku", "hello"), tenant="acme").source
@@ -23,6 +23,7 @@ truncated answers are never cached. Keys carry the tenant, so tenants never shar
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterable, Protocol
 
 from ..clock import Clock, VirtualClock
@@ -35,6 +36,7 @@ from .keys import check_tenant, make_key, output_params
 from .layers.base import CacheLayer
 from .layers.disk import DiskLayer
 from .layers.memory import MemoryLayer
+from .layers.redis import RedisLayer
 from .policy import TTLPolicy, layer_order
 from .records import CacheStats, Lookup, Prediction, Served, WarmReport
 from .singleflight import SingleFlight
@@ -42,6 +44,7 @@ from .singleflight import SingleFlight
 __all__ = ["CacheManager", "Lookup", "Served", "Prediction", "WarmReport", "CacheStats"]
 
 QUALITIES = ("low", "standard", "critical")
+MEMORY_ENTRIES = 10_000    # the memory layer's default capacity
 
 
 class _Provider(Protocol):
@@ -51,27 +54,31 @@ class _Provider(Protocol):
 class CacheManager:
     """Layers asked in ``strategy`` order, with TTLs per layer and kind, in front of ``provider``."""
 
+    KNOBS = ("memory_entries", "memory_ttl_s", "ttls", "strategy")
+
     def __init__(self, layers: Iterable[CacheLayer] | None = None, *,
                  strategy: str = "memory-first", ttls: TTLPolicy | None = None,
                  provider: _Provider | None = None, dedup: Any = None,
                  catalog: PriceCatalog | None = None, clock: Clock | None = None,
-                 warm_threshold: float = 0.5, bus: EventBus | None = None) -> None:
+                 warm_threshold: float = 0.5, bus: EventBus | None = None,
+                 memory_entries: int = MEMORY_ENTRIES) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        if layers is None:  # no server needed: memory, then a file under .cfopt-cache/
-            layers = [MemoryLayer(clock=self.clock), DiskLayer()]
-        layers = list(layers)
-        names = [layer.name for layer in layers]
-        if not layers or len(set(names)) != len(names):
-            raise ConfigError(f"give one or more layers with distinct names, got {names}")
-        if not all(isinstance(layer, CacheLayer) for layer in layers):
-            raise ConfigError("every layer must be a cfopt.cache.layers.CacheLayer")
         if not 0.0 <= warm_threshold <= 1.0:
             raise ConfigError(f"warm_threshold must lie in [0, 1], got {warm_threshold}")
-        by_name = {layer.name: layer for layer in layers}
+        if isinstance(memory_entries, bool) or not isinstance(memory_entries, int) or memory_entries < 1:
+            raise ConfigError(f"memory_entries must be a positive integer, got {memory_entries!r}")
+        layer_order(strategy, [])   # an unknown strategy fails here, not at the first look-up
         self.strategy = strategy
-        self.layers = [by_name[n] for n in layer_order(strategy, names)]
+        self._memory_entries = memory_entries
+        # Layers you pass are yours: kept as they are, also from one pipeline run to the next.
+        # Without them the manager makes its own: memory, then a file under .cfopt-cache/ (made
+        # on first use); in a pipeline, ``bind`` makes fresh ones for every run.
+        self._given = layers is not None
+        self._layers: list[CacheLayer] | None = self._check(list(layers)) if layers is not None else None
+        self._cleanup: list[Any] = []
         self.ttls = ttls if ttls is not None else TTLPolicy()
         self.provider, self.dedup, self.warm_threshold = provider, dedup, warm_threshold
+        self.use_dedup = True   # a pipeline run with its ``dedup`` switch off sets it False
         self.bus = bus
         self.catalog = catalog if catalog is not None else load_catalog()
         self._flight: SingleFlight[Result] = SingleFlight()
@@ -79,8 +86,93 @@ class CacheManager:
                                       "provider_calls", "not_cached", "errors"), 0)
 
     def __repr__(self) -> str:
-        return (f"CacheManager(strategy={self.strategy!r}, layers={[l.name for l in self.layers]}, "
+        names = [l.name for l in self._layers] if self._layers is not None else "default"
+        return (f"CacheManager(strategy={self.strategy!r}, layers={names}, "
                 f"ttls={self.ttls!r}, dedup={type(self.dedup).__name__ if self.dedup else None})")
+
+    def _check(self, layers: list[CacheLayer]) -> list[CacheLayer]:
+        names = [layer.name for layer in layers]
+        if not layers or len(set(names)) != len(names):
+            raise ConfigError(f"give one or more layers with distinct names, got {names}")
+        if not all(isinstance(layer, CacheLayer) for layer in layers):
+            raise ConfigError("every layer must be a cfopt.cache.layers.CacheLayer")
+        by_name = {layer.name: layer for layer in layers}
+        return [by_name[n] for n in layer_order(self.strategy, names)]
+
+    @property
+    def layers(self) -> list[CacheLayer]:
+        """The layers, in the order they are asked."""
+        if self._layers is None:
+            self._layers = self._check([MemoryLayer(max_entries=self._memory_entries,
+                                                    clock=self.clock), DiskLayer()])
+        return self._layers
+
+    # -- knobs -------------------------------------------------------------------------------------
+    @property
+    def memory_entries(self) -> int:
+        """The memory layer's capacity in entries (a smaller one evicts at the next store)."""
+        memory = self._memory()
+        return memory.max_entries if memory is not None else self._memory_entries
+
+    @memory_entries.setter
+    def memory_entries(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"memory_entries must be a positive integer, got {value!r}")
+        self._memory_entries = value
+        memory = self._memory()
+        if memory is not None:
+            memory.max_entries = value
+
+    @property
+    def memory_ttl_s(self) -> float:
+        """Seconds the memory layer keeps a text answer (stored entries keep the TTL they got)."""
+        return self.ttls.memory
+
+    @memory_ttl_s.setter
+    def memory_ttl_s(self, value: float) -> None:
+        self.ttls = self.ttls.with_memory(value)
+
+    def _memory(self) -> MemoryLayer | None:
+        layers = self._layers or ()
+        return next((l for l in layers if isinstance(l, MemoryLayer)), None)
+
+    # -- as the pipeline's stage ---------------------------------------------------------------
+    def bind(self, env: Any) -> None:
+        """Use the run's clock, bus and catalog; without layers of its own, make the run's:
+        memory, disk (``env.disk_path``, else a file in the run's folder), and Redis when the
+        run has a URL (``env.redis_namespace``, else a namespace of the run's own)."""
+        self.clock, self.bus, self.catalog = env.clock, env.bus, env.catalog
+        self.use_dedup = bool(env.config.dedup)
+        if self._given:
+            return
+        self.release()
+        disk = env.disk_path if env.disk_path is not None else os.path.join(env.tmp, "cache.sqlite")
+        layers: list[CacheLayer] = [MemoryLayer(max_entries=self._memory_entries, clock=env.clock),
+                                    DiskLayer(disk, clock=env.clock)]
+        if env.redis_url:
+            own = env.redis_namespace is None
+            redis = RedisLayer(env.redis_url, namespace=env.redis_namespace
+                               or f"cfopt-replay-{os.getpid()}-{id(env)}")
+            layers.append(redis)
+            if own:   # a namespace of the run's own, so no earlier run's entries are seen
+                self._cleanup.append(lambda: redis.delete_matching("*"))
+        self._layers = self._check(layers)
+        if self.dedup is not None:   # the entries it pointed to went with the old layers
+            self.dedup.discard_matching("*")
+
+    def release(self) -> None:
+        """Close the layers this manager made itself (and remove a run's own Redis keys)."""
+        if self._given or self._layers is None:
+            return
+        for step in self._cleanup:
+            try:
+                step()
+            except Exception:   # a Redis gone away must not hide the run's own outcome
+                pass
+        self._cleanup.clear()
+        for layer in self._layers:
+            getattr(layer, "close", lambda: None)()
+        self._layers = None
 
     # -- the key-value face ------------------------------------------------------------------------
     def get(self, key: str, kind: str = "text") -> Lookup:
@@ -155,7 +247,7 @@ class CacheManager:
             return Served(value, layer or "", key)
         # Near-duplicates answer only within one tenant, model, parameters, type, task and
         # quality; a critical request accepts nothing but its exact answer.
-        if self.dedup is None or quality == "critical":
+        if self.dedup is None or not self.use_dedup or quality == "critical":
             return None
         match = self.dedup.find(call.prompt, scope=(*scope, type, task, quality))
         if match is None:
@@ -288,7 +380,7 @@ class CacheManager:
     def _put(self, call: Call, result: Result, scope: dict) -> tuple[str, bool]:
         key, _kind, dscope = self.key_for(call, check_tenant(scope.get("tenant", "public")))
         stored = self.set(key, result)
-        if stored and self.dedup is not None:
+        if stored and self.dedup is not None and self.use_dedup:
             self.dedup.add(call.prompt, key, scope=(*dscope, scope.get("type"), scope.get("task"),
                                                     scope.get("quality", "standard")))
         return key, stored

@@ -10,7 +10,7 @@ are kept at most ``photo_max_s``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 
@@ -41,6 +41,18 @@ class TTLPolicy:
         if not (self.memory <= self.redis <= self.cdn and self.memory <= self.disk):
             raise ConfigError("TTLs must grow away from the caller: memory <= disk, "
                               f"memory <= redis <= cdn; got {self!r}")
+
+    def with_memory(self, seconds: float) -> "TTLPolicy":
+        """This policy with memory keeping text ``seconds``; a slower layer whose TTL is shorter
+        is raised to match, since TTLs grow away from the caller.
+
+        >>> TTLPolicy().with_memory(7200).disk
+        7200
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ConfigError(f"the memory TTL must be positive seconds, got {seconds!r}")
+        return replace(self, memory=seconds, disk=max(self.disk, seconds),
+                       redis=max(self.redis, seconds), cdn=max(self.cdn, seconds))
 
     def ttl(self, layer: str, kind: str) -> float:
         """Return the seconds ``layer`` keeps a result of ``kind``."""

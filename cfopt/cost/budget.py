@@ -15,14 +15,14 @@ At 100% the policy refuses (``BudgetExceeded`` naming the budget) or downgrades 
 cheapest model that still meets its quality need (the ``fallbacks`` the caller passes).
 
 >>> from cfopt.providers.base import Call
->>> tracker = UsageTracker(config=BudgetConfig(daily_usd=0.01, monthly_usd=1.0))
+>>> tracker = UsageTracker(config=BudgetConfig(daily_usd=0.015, monthly_usd=1.0))
 >>> r = tracker.reserve(Call("opus", "Write a haiku about rain.", max_tokens=500))
->>> round(r.amount_usd, 6)       # (7 prompt + 16 overhead + 500 output tokens) at $15/M
-0.007845
+>>> round(r.amount_usd, 6)       # 7 prompt + 16 overhead tokens at $4/M, 500 output at $20/M
+0.010092
 >>> tracker.reserve(Call("opus", "And another one.", max_tokens=500))
 Traceback (most recent call last):
 ...
-cfopt.errors.BudgetExceeded: daily budget of $0.01 exceeded: $0.0078 spent or reserved, this call needs up to $0.0078
+cfopt.errors.BudgetExceeded: daily budget of $0.01 exceeded: $0.0101 spent or reserved, this call needs up to $0.0101
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from .budget_store import BudgetStore, MemoryStore, RedisStore
 from ..clock import Clock, VirtualClock
 from ..errors import BudgetExceeded, ConfigError
 from ..events import Event, EventBus
-from ..pricing import PriceCatalog, Usage, load_catalog, megapixels
+from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog, megapixels
 from ..providers.base import DEFAULT_MAX_TOKENS, Call, Provider, Result
 from ..tokens import count_tokens
 
@@ -144,15 +144,19 @@ class UsageTracker:
         if info.kind == "text":
             system = count_tokens(call.system) if call.system else 0
             cached = {"5m": "cache_creation_input_tokens", "1h": "cache_creation_1h_input_tokens"}
-            usage = Usage(input_tokens=count_tokens(call.prompt) + self.config.input_overhead_tokens
-                          + (0 if call.cache_system else system),
+            total = count_tokens(call.prompt) + self.config.input_overhead_tokens + system
+            # The worst case writes the whole cached prefix (a write costs more than a read).
+            ttl = call.cache_system or call.cache_ttl
+            prefix = (system if call.cache_system else
+                      min(total, count_tokens(call.cache_prefix)) if call.cache_prefix else 0)
+            usage = Usage(input_tokens=total - prefix,
                           output_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
                           service_tier="batch" if call.batch else "standard",
-                          **({cached[call.cache_system]: system} if call.cache_system else {}))
+                          **({cached[ttl]: prefix} if ttl else {}))
         elif info.kind == "image":
             usage = Usage(images=1, megapixels=megapixels(call.width, call.height))
         elif info.kind == "video":
-            usage = Usage(videos=1, video_seconds=float(info["seconds"]))
+            usage = clip_usage(info, call.duration_s, call.resolution)
         elif info.kind == "audio":
             usage = Usage(audio_minutes=call.minutes)
         else:

@@ -12,9 +12,9 @@ against Claude Opus, images against flux_dev); video, audio and photo have one m
 ...         "prompt": "Classify the sentiment of this review: great mug, keeps coffee hot."}
 >>> choice = opt.select_optimal_model(task)
 >>> choice.llm, choice.complexity, choice.expected_quality
-('claude-sonnet-4-5', 'low', 0.9813)
+('claude-sonnet-5-5', 'low', 0.9813)
 >>> [opt.select_optimal_model({**task, "quality": q}).llm for q in ("low", "critical")]
-['claude-haiku-4-5', 'claude-opus-4-5']
+['claude-haiku-5-5', 'claude-opus-5-5']
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt
 from ..errors import ConfigError
-from ..pricing import PriceCatalog, Usage, load_catalog
+from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog
 from ..providers.base import DEFAULT_MAX_TOKENS, Call
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, load_quality
 from ..tokens import count_tokens
@@ -35,9 +35,21 @@ __all__ = [
     "Batch", "CostOptimizer", "PREMIUM",
 ]
 
-_MEDIA_MODEL = {"video": "video_5s", "audio": "audio_minute", "photo": "unsplash-search"}
+
+
+def _premium_models() -> dict[str, str]:
+    """Each request type's premium model, as the default catalog defines it (``premium``)."""
+    catalog = load_catalog()
+    kinds = {"text": "text", "analysis": "text", "image": "image", "video": "video",
+             "audio": "audio", "photo": "photo"}
+    return {t: catalog.premium(kind) for t, kind in kinds.items()}
+
+
 # Each type's best model: what the baseline sends everything to, and quality is measured against.
-PREMIUM = {"text": "claude-opus-4-5", "analysis": "claude-opus-4-5", "image": "flux_dev", **_MEDIA_MODEL}
+# Derived from the catalog (its most expensive active model of each kind), defined nowhere else.
+PREMIUM = _premium_models()
+# Video, audio and photo are not routed (no cited quality scores to route them by): the premium.
+_MEDIA_MODEL = {t: PREMIUM[t] for t in ("video", "audio", "photo")}
 ONE_IMAGE = Usage(images=1, megapixels=1)   # a 1024x1024 image: what image prices are compared on
 
 # The complexity rules, as data a learner can read and change. A known task name decides;
@@ -111,24 +123,50 @@ def _field(task: Any, name: str, default: Any = None) -> Any:
 
 
 class CostOptimizer:
-    """Route tasks to the cheapest adequate model, compress prompts, group batches."""
+    """Route tasks to the cheapest adequate model, compress prompts, group batches.
+
+    As the pipeline's ``cost`` stage, ``bind(env)`` makes it price with the run's catalog (the
+    profile the pipeline runs under). ``default_models`` names each type's model when routing
+    is off (default: the premium one, ``PREMIUM``). Knobs: ``quality_bar``, ``rules``.
+    """
+
+    KNOBS = ("quality_bar", "rules", "default_models")
 
     def __init__(self, catalog: PriceCatalog | None = None, *, quality_bar: QualityBar | None = None,
-                 quality: QualityTable | None = None, rules: CompressionRules = DEFAULT_RULES) -> None:
-        self.catalog = catalog if catalog is not None else load_catalog()
+                 quality: QualityTable | None = None, rules: CompressionRules = DEFAULT_RULES,
+                 default_models: Mapping[str, str] | None = None) -> None:
         self.quality_bar = quality_bar if quality_bar is not None else QualityBar()
         self.quality = quality if quality is not None else load_quality()
         self.rules = rules
-        self._text_models = [m.id for m in self.catalog.text_models() if m.id in self.quality.scores]
+        unknown = sorted(set(default_models or {}) - set(TYPES))
+        if unknown:
+            raise ConfigError(f"default_models names unknown types {unknown}; known: {', '.join(TYPES)}")
+        self.default_models = {**PREMIUM, **(default_models or {})}
+        self._use(catalog if catalog is not None else load_catalog())
+
+    def _use(self, catalog: PriceCatalog) -> None:
+        self.catalog = catalog
+        self._text_models = [m.id for m in catalog.text_models() if m.id in self.quality.scores]
         if self.quality.premium not in self._text_models:
             raise ConfigError(f"the premium model {self.quality.premium!r} has no price or score")
         self._image_models = sorted(
-            (m.id for m in self.catalog.models.values()
+            (m.id for m in catalog.models.values()
              if m.kind == "image" and m.id in self.quality.scores),
-            key=lambda m: self.catalog.cost(m, ONE_IMAGE))   # cheapest first
+            key=lambda m: catalog.cost(m, ONE_IMAGE))   # cheapest first
 
     def __repr__(self) -> str:
         return f"CostOptimizer(catalog={self.catalog!r}, quality_bar={self.quality_bar!r})"
+
+    def bind(self, env: Any) -> None:
+        """Price with the run's catalog (``env.catalog``)."""
+        if env.catalog is not self.catalog:
+            self._use(env.catalog)
+
+    def default_model(self, kind: str) -> str:
+        """The model a task of type ``kind`` goes to when routing is off."""
+        if kind not in self.default_models:
+            raise ConfigError(f"task type must be one of {', '.join(TYPES)}, got {kind!r}")
+        return self.default_models[kind]
 
     # -- task analysis ------------------------------------------------------------------------
     def analyze_task(self, task: Any) -> TaskAnalysis:
@@ -197,7 +235,8 @@ class CostOptimizer:
             return self.quality.premium_of(self._image_models[0])
         return None
 
-    def _candidates(self, kind: str) -> list[str]:
+    def candidates(self, kind: str) -> list[str]:
+        """The scored models a task of type ``kind`` may go to, cheapest first."""
         if kind in ("text", "analysis"):
             return self._text_models
         if kind == "image" and self._image_models:
@@ -207,7 +246,7 @@ class CostOptimizer:
     def adequate_models(self, task: Any) -> list[str]:
         """The text or image models that meet the task's quality need, cheapest first."""
         a = task if isinstance(task, TaskAnalysis) else self.analyze_task(task)
-        ok = [m for m in self._candidates(a.type)
+        ok = [m for m in self.candidates(a.type)
               if self.quality.score(m, a.complexity) >= a.need - 1e-9]
         return ok or [self.premium_for(a.type)]  # nothing meets the bar: the best there is
 
@@ -217,7 +256,7 @@ class CostOptimizer:
         if a.type in ("text", "analysis", "image"):
             model = self.adequate_models(a)[0]
             q = self.quality.score(model, a.complexity)
-            models = self._candidates(a.type)
+            models = self.candidates(a.type)
             cheaper = models[: models.index(model)]
             why = (f"{a.complexity} complexity ({a.reasons[0]}); " if a.type != "image" else
                    "image: ")
@@ -246,7 +285,7 @@ class CostOptimizer:
         elif info.kind == "image":
             usage = ONE_IMAGE
         elif info.kind == "video":
-            usage = Usage(videos=1, video_seconds=float(info["seconds"]))
+            usage = clip_usage(info)
         elif info.kind == "audio":
             usage = Usage(audio_minutes=1.0)
         else:

@@ -5,12 +5,13 @@ a model's score at a complexity level is its benchmark score as a share of its b
 model's, computed here, never typed in. Accuracy benchmarks (``scale = "ratio"``, the default)
 divide; arena ratings (``scale = "elo"``) use twice the expected win rate, see ``elo_share``.
 Text models are scored against ``premium`` (Claude Opus), image models against ``flux_dev``.
+``[quality.proxies]`` scores a model without published figures as another (a labelled assumption).
 ``QualityBar`` says how much of that quality a task of each quality label needs.
 
 >>> q = load_quality()
->>> q.premium, q.score("claude-opus-4-5", "high"), q.score("claude-haiku-4-5", "medium")
-('claude-opus-4-5', 1.0, 0.9061)
->>> q.score("claude-haiku-4-5", "low"), q.premium_of("flux_schnell"), q.score("flux_schnell", "low")
+>>> q.premium, q.score("claude-opus-5-5", "high"), q.score("claude-haiku-5-5", "medium")
+('claude-opus-5-5', 1.0, 0.9061)
+>>> q.score("claude-haiku-5-5", "low"), q.premium_of("flux_schnell"), q.score("flux_schnell", "low")
 (0.9141, 'flux_dev', 0.8692)
 >>> QualityBar().need("critical")
 0.99
@@ -128,6 +129,16 @@ def _load_quality(path: str | None) -> QualityTable:
             for level in levels:
                 scores.setdefault(model, {})[level] = round(share, 4)
         sources.append(f"{name} ({complexity}): {bench.get('source', '')}")
+    # A model without published figures may be scored as another one: an assumption the catalog
+    # labels in [quality.proxies] (e.g. a new generation scored as its tier's predecessor).
+    proxies = dict(q.get("proxies", {}))
+    if proxies:
+        sources.append(f"proxies: {proxies.pop('source', '')}")
+    for model, like in proxies.items():
+        if like not in scores:
+            raise ConfigError(f"quality proxy {model!r} -> {like!r}: {like!r} has no score")
+        scores[model] = dict(scores[like])
+        premiums[model] = premium
     for model, have in scores.items():
         if set(have) != set(COMPLEXITIES):
             raise ConfigError(f"quality for {model!r} misses {set(COMPLEXITIES) - set(have)}")

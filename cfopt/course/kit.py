@@ -37,7 +37,8 @@ from ..errors import ConfigError
 __all__ = [
     "BEGIN", "END", "MD_BEGIN", "MD_END", "HINT", "MD_PLACEHOLDER", "ALLOW_ERROR_TAG",
     "build_notebook", "build_all",
-    "stub_source", "check_cells", "probe_cells", "repo_path", "setup", "Setup",
+    "stub_source", "check_cells", "probe_cells", "repo_path", "setup", "Setup", "redis_url", "namespace",
+    "REDIS_URL_ENV", "NAMESPACE_ENV",
     "check", "expect", "expect_close", "expect_equal", "expect_type", "results", "stub",
     "CheckFailed", "CheckResult", "probe", "Probe",
 ]
@@ -207,6 +208,31 @@ def repo_path(relative: str | Path) -> Path:
             return root / rel
     raise ConfigError(f"cannot find {rel} in $CFOPT_ROOT, {cwd} or its parents, or next to the "
                       f"cfopt package; run the notebook from the course folder or set CFOPT_ROOT")
+
+
+REDIS_URL_ENV = "CFOPT_REDIS_URL"     # a class's shared Redis server (docs/workshops.md)
+NAMESPACE_ENV = "CFOPT_NAMESPACE"     # this learner's key prefix on it
+
+
+def redis_url(default: str = "redis://127.0.0.1:6379/0") -> str:
+    """The Redis server a notebook uses: ``$CFOPT_REDIS_URL`` (a workshop's shared one), else ``default``."""
+    return os.environ.get(REDIS_URL_ENV, "").strip() or default
+
+
+def namespace(name: str) -> str:
+    """``name`` under this learner's prefix (``$CFOPT_NAMESPACE``), so learners sharing one Redis
+    never read, overwrite or clear each other's keys.
+
+    >>> os.environ.pop(NAMESPACE_ENV, None) and None
+    >>> namespace("cfopt-nb02-0")
+    'cfopt-nb02-0'
+    >>> os.environ[NAMESPACE_ENV] = "alice"; namespace("cfopt-nb02-0")
+    'alice:cfopt-nb02-0'
+    >>> del os.environ[NAMESPACE_ENV]
+    """
+    from ..cache.layers.base import check_namespace
+    prefix = os.environ.get(NAMESPACE_ENV, "").strip()
+    return check_namespace(f"{prefix}:{name}" if prefix else name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,7 @@ class _Base:
                       max_tokens: int | None, system: str | list | None, **extra: Any) -> dict:
         if (prompt is None) == (messages is None):
             raise ValueError("pass either prompt or messages")
-        body: dict[str, Any] = {"model": model,
+        body: dict[str, Any] = {"model": api_model_id(model),
                                 "messages": messages or [{"role": "user", "content": prompt}]}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
@@ -163,3 +163,16 @@ class _Base:
     def _photos(r: httpx.Response) -> dict:
         return dict(r.json(), ratelimit={"limit": r.headers.get("x-ratelimit-limit"),
                                          "remaining": r.headers.get("x-ratelimit-remaining")})
+
+
+def api_model_id(name: str) -> str:
+    """The model ID the real API accepts for ``name``: cfopt's nicknames ("haiku") resolved.
+
+    The API refuses nicknames, so the client sends IDs; a name the catalog does not know is
+    sent as it is (the server answers 404 for it).
+    """
+    from ..pricing import load_catalog
+    try:
+        return load_catalog().model(name).id
+    except Exception:   # ConfigError: not a catalog name; let the server judge it
+        return name

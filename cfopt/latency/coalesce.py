@@ -53,7 +53,7 @@ class QueryOptimizer:
                  catalog: PriceCatalog | None = None) -> None:
         self.sender = sender
         self.merge = merge
-        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self._max_batch_size, self._max_wait_s = max_batch_size, max_wait_s
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
         self.catalog = catalog or getattr(sender, "catalog", None) or load_catalog()
         self.stats = QueryStats()
@@ -62,6 +62,27 @@ class QueryOptimizer:
 
     def __repr__(self) -> str:
         return f"QueryOptimizer(merge={self.merge}, max_batch_size={self.max_batch_size})"
+
+    # The two knobs reach the open micro-batchers too: a window already open keeps its deadline.
+    @property
+    def max_batch_size(self) -> int:
+        return self._max_batch_size
+
+    @max_batch_size.setter
+    def max_batch_size(self, value: int) -> None:
+        self._max_batch_size = value
+        for b in self._batchers.values():
+            b.max_batch_size = value
+
+    @property
+    def max_wait_s(self) -> float:
+        return self._max_wait_s
+
+    @max_wait_s.setter
+    def max_wait_s(self, value: float) -> None:
+        self._max_wait_s = value
+        for b in self._batchers.values():
+            b.max_wait_s = value
 
     async def asend(self, call: Call) -> Result:
         """Answer ``call``, sharing or merging provider calls where that loses nothing."""

@@ -14,9 +14,10 @@ The parts, each in its own module, behind the exercise's names:
 
 - ``lazy_load_content``  ``cfopt.latency.lazy``: critical parts now, the rest behind handles;
 - ``batch_processor``    ``cfopt.latency.microbatch``: max_batch_size and max_wait_s on the clock;
-- ``connection_pool``    ``cfopt.latency.client``: one pooled ``httpx.AsyncClient`` per provider;
+- ``connection_pool``    ``cfopt.latency.client``: one pooled ``httpx.AsyncClient`` per provider
+                         (``cfopt.latency.pool`` is its twin on the virtual clock);
 - ``optimize_queries``   ``cfopt.latency.coalesce``: single-flight coalescing and merging;
-- ``compress``           gzip for payloads over 1,000 characters, here.
+- ``compress``           ``cfopt.latency.payload``: gzip for payloads over 1,000 characters.
 
 >>> latency_summary([(0.001, True), (0.002, True), (1.0, False), (3.0, False)]).misses.p50
 2.0
@@ -27,27 +28,30 @@ The parts, each in its own module, behind the exercise's names:
 from __future__ import annotations
 
 import asyncio
-import gzip
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 
 import httpx
 
-from ..batching.processor import DEFAULT_MODELS
+from ..batching.types import DEFAULT_MODELS
+from ..cache.singleflight import SingleFlight
 from ..clock import Clock, VirtualClock
-from .coalesce import QueryOptimizer
 from ..errors import ConfigError
-from .lazy import LARGE_IMAGE_MP, LazyContent, LazyLoader
-from .microbatch import MicroBatcher
+from ..pricing import load_catalog
 from ..providers.base import Call, Result
+from ._client_base import DEFAULT_LIMITS
+from .coalesce import QueryOptimizer
+from .lazy import LARGE_IMAGE_MP, LazyContent, LazyLoader, is_deferred
+from .microbatch import MicroBatcher
+from .payload import COMPRESS_THRESHOLD, Compressed, compress, decompress
+from .pool import KEEPALIVE_S, MAX_KEEPALIVE, ConnectedSender, ConnectionPool
 from ..monitoring.series import percentile  # the monitor's percentile: one definition for the kit
 
 __all__ = ["PerformanceOptimizer", "Percentiles", "LatencySummary", "latency_summary",
            "percentile", "response_time", "Compressed", "compress", "decompress",
            "COMPRESS_THRESHOLD"]
 
-COMPRESS_THRESHOLD = 1_000        # characters; below it gzip's ~20-byte header eats the gain
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,56 +104,120 @@ def response_time(result: Result, request_type: str, *, deferred: bool = False,
     return result.first_content_s if streamed and request_type == "text" else result.latency_s
 
 
-@dataclass(frozen=True, slots=True)
-class Compressed:
-    """A payload as sent: its bytes, their encoding and the real sizes before and after."""
-
-    data: bytes
-    encoding: str                 # "gzip" or "identity"
-    original_size: int            # bytes of the UTF-8 payload
-    size: int
-
-    @property
-    def ratio(self) -> float:
-        return self.size / self.original_size if self.original_size else 1.0
-
-
-def compress(data: str | bytes, threshold: int = COMPRESS_THRESHOLD) -> Compressed:
-    """Gzip ``data`` when it is longer than ``threshold`` characters and gzip makes it smaller."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if len(data) > threshold:
-        # mtime=0: the same payload gives the same bytes (stable ETags, stable tests)
-        packed = gzip.compress(raw, compresslevel=6, mtime=0)
-        if len(packed) < len(raw):
-            return Compressed(packed, "gzip", len(raw), len(packed))
-    return Compressed(raw, "identity", len(raw), len(raw))
-
-
-def decompress(payload: Compressed) -> str:
-    """Return the text a ``Compressed`` payload carries."""
-    raw = gzip.decompress(payload.data) if payload.encoding == "gzip" else payload.data
-    return raw.decode("utf-8")
-
-
 class PerformanceOptimizer:
-    """Part 3's toolbox around one sender (a provider, ``Providers``, or ``Resilience``)."""
+    """Part 3's toolbox: lazy loading, coalescing and micro-batching, pooled connections, payloads.
 
-    def __init__(self, sender: Any, *, clock: Clock | None = None, max_batch_size: int = 10,
+    On its own it wraps ``sender`` (a provider, ``Providers``, or ``Resilience``). As the
+    pipeline's ``latency`` stage, ``bind(env)`` gives it the run's clock and catalog, and it
+    lays the run's transport (``env.transport``: its connection pool, payload compression and
+    in-flight cap over the counted providers); it then sends through ``env.sender``.
+
+    Knobs (``set_params(latency__...)`` changes them while a run goes on): ``max_batch_size``
+    and ``max_wait_s`` (micro-batching of interactive text: 1 sends each call at once),
+    ``large_image_mp`` (what lazy loading defers), ``max_in_flight`` (calls out at once; None:
+    no cap), ``compress_payloads``, ``limits`` (httpx's, for the real HTTP clients and the
+    simulated pool's keep-alive).
+    """
+
+    KNOBS = ("max_batch_size", "max_wait_s", "large_image_mp", "max_in_flight", "compress_payloads")
+
+    def __init__(self, sender: Any = None, *, clock: Clock | None = None, max_batch_size: int = 10,
                  max_wait_s: float = 0.05, large_image_mp: float = LARGE_IMAGE_MP,
-                 limits: httpx.Limits | None = None) -> None:
+                 limits: httpx.Limits | None = None, max_in_flight: int | None = None,
+                 compress_payloads: bool = True) -> None:
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
+        if not max_wait_s >= 0:
+            raise ConfigError(f"max_wait_s must be >= 0 seconds, got {max_wait_s!r}")
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+            raise ConfigError(f"max_in_flight must be a positive integer or None, got {max_in_flight!r}")
         self.sender = sender
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
-        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
-        self.limits = limits
-        self.loader = LazyLoader(sender, clock=self.clock, large_image_mp=large_image_mp)
-        self.queries = QueryOptimizer(sender, max_batch_size=max_batch_size,
-                                      max_wait_s=max_wait_s, clock=self.clock)
+        self._max_batch_size, self._max_wait_s = max_batch_size, max_wait_s
+        self.large_image_mp, self.limits = large_image_mp, limits
+        self.max_in_flight, self.compress_payloads = max_in_flight, compress_payloads
+        self.catalog = getattr(sender, "catalog", None)
+        self.env: Any = None
+        self.pool: ConnectionPool | None = None
+        self.transport: ConnectedSender | None = None
+        self.loader = LazyLoader(sender, clock=self.clock, large_image_mp=large_image_mp) if sender else None
+        self.queries = (QueryOptimizer(sender, max_batch_size=max_batch_size, max_wait_s=max_wait_s,
+                                       clock=self.clock) if sender else None)
+        self._flights: dict[str, SingleFlight[Result]] = {}
         self._pools: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return (f"PerformanceOptimizer(max_batch_size={self.max_batch_size}, "
-                f"max_wait_s={self.max_wait_s}, pools={sorted(self._pools)})")
+                f"max_wait_s={self.max_wait_s}, large_image_mp={self.large_image_mp}, "
+                f"max_in_flight={self.max_in_flight}, compress_payloads={self.compress_payloads})")
 
+    # -- knobs that reach the running parts ---------------------------------------------------
+    @property
+    def max_batch_size(self) -> int:
+        return self._max_batch_size
+
+    @max_batch_size.setter
+    def max_batch_size(self, value: int) -> None:
+        self._max_batch_size = value
+        if self.queries is not None:
+            self.queries.max_batch_size = value
+
+    @property
+    def max_wait_s(self) -> float:
+        return self._max_wait_s
+
+    @max_wait_s.setter
+    def max_wait_s(self, value: float) -> None:
+        self._max_wait_s = value
+        if self.queries is not None:
+            self.queries.max_wait_s = value
+
+    # -- as the pipeline's stage ----------------------------------------------------------------
+    def bind(self, env: Any) -> None:
+        """Take ``env``'s clock and catalog; lay ``env.transport`` over ``env.counter``."""
+        self.env, self.clock, self.catalog = env, env.clock, env.catalog
+        keepalive = self.limits or DEFAULT_LIMITS
+        self.pool = ConnectionPool(env.clock, pooled=env.config.pooling,
+                                   max_keepalive=keepalive.max_keepalive_connections or MAX_KEEPALIVE,
+                                   keepalive_s=keepalive.keepalive_expiry or KEEPALIVE_S)
+        self.transport = env.transport = ConnectedSender(
+            env.counter, self.pool, compress_payloads=self.compress_payloads,
+            max_in_flight=self.max_in_flight,
+            on_event=lambda name, value: env.publish("latency", name, value))
+        via = _EnvSender(env)
+        self.sender = via
+        self.loader = LazyLoader(via, clock=env.clock, catalog=env.catalog,
+                                 large_image_mp=self.large_image_mp)
+        self.queries = QueryOptimizer(via, max_batch_size=self.max_batch_size,
+                                      max_wait_s=self.max_wait_s, clock=env.clock, catalog=env.catalog)
+        self._flights = {"interactive": SingleFlight(), "deferred": SingleFlight()}
+
+    def is_deferred(self, call: Call) -> bool:
+        """Whether lazy loading answers ``call`` with a handle (video, audio, large images)."""
+        return is_deferred(call, self.catalog or load_catalog(), self.large_image_mp)
+
+    async def share(self, key: Hashable, lane: str, send: Callable[[], Awaitable[Result]]
+                    ) -> tuple[Result, bool]:
+        """Run ``send`` once per ``key`` in flight; say whether the answer was shared.
+
+        Deferred work may join an interactive call in flight; an interactive request never
+        waits for deferred work (a Message Batches job may take an hour).
+        """
+        flights = self._flights or {"interactive": SingleFlight(), "deferred": SingleFlight()}
+        self._flights = flights
+        if lane != "interactive" and flights["interactive"].in_flight(key):
+            return await flights["interactive"].run(key, send)
+        return await flights["interactive" if lane == "interactive" else "deferred"].run(key, send)
+
+    async def send(self, call: Call) -> Result:
+        """Send an interactive ``call``: merged with others when micro-batching is on."""
+        if self.max_batch_size > 1 and self.queries is not None:
+            return await self.queries.asend(call)
+        if self.sender is None:
+            raise ConfigError("this PerformanceOptimizer has no sender: pass one, or bind it to a run")
+        return await self.sender.asend(call)
+
+    # -- the exercise's methods -------------------------------------------------------------------
     async def lazy_load_content(self, request: Any) -> LazyContent:
         """Return critical content at once and handles for the rest.
 
@@ -162,12 +230,16 @@ class PerformanceOptimizer:
                                         max_tokens=getattr(request, "max_tokens", None))}
         else:
             raise ConfigError(f"lazy_load_content needs a mapping of Calls or a Request, got {request!r}")
+        if self.loader is None:
+            raise ConfigError("this PerformanceOptimizer has no sender: pass one, or bind it to a run")
         return await self.loader.load(parts)
 
     def batch_processor(self, handler: Any = None, *, max_batch_size: int | None = None,
                         max_wait_s: float | None = None) -> MicroBatcher:
         """Return a micro-batcher; by default it answers text ``Call``s with grouped calls."""
-        return MicroBatcher(handler or self.queries.send_grouped,
+        if handler is None and self.queries is None:
+            raise ConfigError("this PerformanceOptimizer has no sender: pass a handler or a sender")
+        return MicroBatcher(handler or self.queries.send_grouped,  # type: ignore[union-attr]
                             max_batch_size=max_batch_size or self.max_batch_size,
                             max_wait_s=self.max_wait_s if max_wait_s is None else max_wait_s,
                             clock=self.clock)
@@ -176,15 +248,18 @@ class PerformanceOptimizer:
         """Return the one pooled async client of ``provider``, made on first use.
 
         Without ``api_key`` the client reads ``ANTHROPIC_API_KEY`` (``cfopt.latency.client.API_KEY_ENV``)."""
-        from .client import DEFAULT_LIMITS, AsyncCfoptClient  # httpx set-up only when pooling
+        from .client import AsyncCfoptClient  # httpx set-up only when pooling real clients
         if provider not in self._pools:
             self._pools[provider] = AsyncCfoptClient(base_url, api_key=api_key,
                                                      limits=self.limits or DEFAULT_LIMITS)
         return self._pools[provider]
 
     def pool_stats(self) -> dict[str, Any]:
-        """Requests sent and connections opened, per provider pool."""
-        return {name: client.pool_stats() for name, client in self._pools.items()}
+        """Requests sent and connections opened: per real client pool, and the simulated one."""
+        out = {name: client.pool_stats() for name, client in self._pools.items()}
+        if self.pool is not None:
+            out["simulated"] = self.pool.stats
+        return out
 
     async def aclose(self) -> None:
         """Close every pooled client."""
@@ -194,8 +269,23 @@ class PerformanceOptimizer:
 
     async def optimize_queries(self, calls: Sequence[Call]) -> list[Result | BaseException]:
         """Send ``calls`` together, coalescing identical ones and merging compatible text."""
+        if self.queries is None:
+            raise ConfigError("this PerformanceOptimizer has no sender: pass one, or bind it to a run")
         return await asyncio.gather(*(self.queries.asend(c) for c in calls), return_exceptions=True)
 
     def compress(self, data: str | bytes) -> Compressed:
         """Gzip ``data`` when it is over 1,000 characters; sizes are real bytes."""
         return compress(data)
+
+
+class _EnvSender:
+    """Send through whatever ``env.sender`` is when the call goes (the batching stage sets it)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env, self.clock, self.catalog = env, env.clock, env.catalog
+
+    async def asend(self, call: Call) -> Result:
+        return await (self.env.sender or self.env.transport).asend(call)
+
+    def for_model(self, name: str):
+        return self.env.providers.for_model(name)

@@ -1,7 +1,8 @@
 """Part 5, monitoring: ``PerformanceMonitor`` listens on the event bus and keeps time series, spots
 anomalies and recommends; the dashboard, charts and HTML report show what it heard.
 
-The dashboard (ipywidgets) and the charts (matplotlib) load on first use.
+The monitor only listens. The dashboard, the charts and the HTML report load on first use (they
+need ipywidgets and matplotlib, and they drive replays of ``cfopt.pipeline``).
 """
 from importlib import import_module
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 from .anomaly import AnomalyConfig, Shift, ShiftDetector
 from .monitor import REPORT_METRICS, MonitorConfig, PerformanceMonitor, Report
 from .recommendations import DEFAULT_RULES, Recommendation, Rule
-from .replay import Controls, PipelineReplay, ProviderReplay, Replay, ReplaySummary
 from .series import Stats, TimeSeries, compute_stats, percentile
 
 _LAZY = {"Dashboard": "dashboard", "html_report": "htmlreport", "write_html_report": "htmlreport",
@@ -18,8 +18,7 @@ _LAZY = {"Dashboard": "dashboard", "html_report": "htmlreport", "write_html_repo
 
 __all__ = ["PerformanceMonitor", "MonitorConfig", "Report", "REPORT_METRICS", "Stats",
            "TimeSeries", "compute_stats", "percentile", "AnomalyConfig", "Shift", "ShiftDetector",
-           "Recommendation", "Rule", "DEFAULT_RULES", "Controls", "Replay", "ReplaySummary",
-           "ProviderReplay", "PipelineReplay", *_LAZY]
+           "Recommendation", "Rule", "DEFAULT_RULES", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,12 +3,14 @@
 ``Dashboard(replay)`` shows controls, a progress bar, the monitor's charts (redrawn every
 ``redraw_every_s`` simulated seconds while the replay runs), alerts and anomalies as they
 arrive, the recommendations of the finished run and its comparison with the previous one.
-``dashboard.run()`` drives one replay to the end, so a notebook needs no clicking; the Run
-button does the same with the controls' values. A control is enabled exactly when the replay
-``supports`` it; the others are shown disabled with the reason, never faked (``ProviderReplay``
-has no cache or batching, ``PipelineReplay`` no concurrency limit or slowdown window).
+``dashboard.run()`` drives one replay to the end, so a notebook needs no clicking, and shows a
+progress bar in the cell that called it (``cfopt.progress``: the dashboard itself may be far up
+the page); the Run button does the same with the controls' values. A control is enabled exactly
+when the replay ``supports`` it; the others are shown disabled with the reason, never faked
+(``ProviderReplay`` has no cache or batching, ``PipelineReplay`` no concurrency limit or slowdown
+window).
 
->>> from cfopt.monitoring.replay import Controls, ReplaySummary
+>>> from cfopt.pipeline.replay import Controls, ReplaySummary
 >>> from cfopt.events import Event
 >>> def replay(controls, *, clock, bus):          # any callable with this shape plugs in
 ...     for i in range(120):
@@ -34,7 +36,8 @@ from ..events import Event
 from .htmlreport import comparison_table, events_list, recommendations_list
 from .monitor import MonitorConfig, PerformanceMonitor
 from ..pricing import load_catalog
-from .replay import Controls, Replay
+from ..pipeline.replay import Controls, Replay
+from ..progress import in_notebook, progress_bar
 from .runs import RunSummary, monitored_run, summarize
 
 __all__ = ["Dashboard", "PIPELINE_NOTE"]
@@ -115,7 +118,7 @@ class Dashboard:
                 note = _NOTES.get(name, "this replay does not use it")
                 rows.append(w.HBox([widget, w.HTML(f"<i class='cfopt-muted'>{html.escape(note)}</i>")]))
         self.button = w.Button(description="Run replay", button_style="primary", icon="play")
-        self.button.on_click(lambda _: self.run(self.controls_from_inputs()))
+        self.button.on_click(lambda _: self.run(self.controls_from_inputs(), cell_progress=False))
         self.progress = w.IntProgress(value=0, min=0, max=1000, description="replay",
                                       layout=w.Layout(width="600px"))
         self.status = w.HTML("<i>not run yet</i>")
@@ -152,9 +155,16 @@ class Dashboard:
             widget.value = load_catalog().model(value).id if f.name == "text_model" else value
 
     # -- running --------------------------------------------------------------------------
-    def run(self, controls: Controls | None = None, *, label: str | None = None) -> RunSummary:
-        """Replay with ``controls`` (default: the current ones) while the charts follow along."""
+    def run(self, controls: Controls | None = None, *, label: str | None = None,
+            cell_progress: bool = True) -> RunSummary:
+        """Replay with ``controls`` (default: the current ones) while the charts follow along.
+
+        In a notebook, ``cell_progress`` also shows a progress bar in the calling cell's output.
+        """
         c = controls if controls is not None else self.controls
+        label = label or f"run {len(self.runs) + 1}"
+        bar: list[Any] = []
+        show_bar = cell_progress and in_notebook()
         self.controls = c
         self._show_inputs(c)
         notices: list[Event] = []
@@ -169,6 +179,10 @@ class Dashboard:
                 notices.extend(sorted(m.alerts + m.anomalies, key=lambda n: n.t))
                 m.on_notice(lambda n: (notices.append(n), self._show_notices(notices)))
             # Whole percents only: every widget update is a message to the browser.
+            if e.kind == "progress" and show_bar:
+                if not bar:
+                    bar.append(progress_bar(e.data.get("total"), label, unit="requests"))
+                bar[0].update(e.data.get("done", 0) - bar[0].n)
             if e.kind == "progress" and int(e.value * 100) * 10 != self.progress.value:
                 self.progress.value = int(e.value * 100) * 10
                 self.status.value = (f"t = {e.t / 60:5.1f} min · {e.data.get('done', '?')}/"
@@ -184,10 +198,11 @@ class Dashboard:
                                        check_every_s=self.check_every_s, on_event=follow)
         finally:
             self.button.disabled = False
+            for b in bar:
+                b.close()
         self.monitor = m
         self._draw(m)
         self.progress.value, self.progress.bar_style = 1000, "success"
-        label = label or f"run {len(self.runs) + 1}"
         run = summarize(label, m, requests=summary.requests, errors=summary.errors,
                         duration_s=summary.duration_s, controls=asdict(c))
         self.runs.append(run)

@@ -17,18 +17,20 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .charts import dashboard_figure, figure_png
 from ..events import Event
 from .monitor import PerformanceMonitor, Report
 from .recommendations import Recommendation
-from .replay import Controls, ProviderReplay
+from ..errors import ConfigError
+from ..pipeline.replay import Controls, PipelineReplay, ProviderReplay, Replay
 from .runs import RunSummary, compare, monitored_run, summarize
 from ..workload import load
+from ..pricing import DEFAULT_PROFILE
 
 __all__ = ["html_report", "write_html_report", "write_replay_report", "stats_table",
-           "recommendations_list", "events_list", "comparison_table"]
+           "recommendations_list", "events_list", "comparison_table", "targets_table", "PIPELINES"]
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
@@ -89,8 +91,8 @@ def comparison_table(before: RunSummary, after: RunSummary) -> str:
 
 def html_report(m: PerformanceMonitor, *, title: str = "ContentFlow monitoring report",
                 runs: Sequence[RunSummary] = (), daily_budget_usd: float | None = None,
-                period: float | None = None) -> str:
-    """The whole report as one HTML page."""
+                period: float | None = None, targets: str = "") -> str:
+    """The whole report as one HTML page (``targets``: a ``targets_table`` to show first)."""
     report = m.generate_report(period)
     budget = daily_budget_usd if daily_budget_usd is not None else m.daily_budget_usd
     png = figure_png(dashboard_figure(m, daily_budget_usd=budget, title=title))
@@ -99,6 +101,7 @@ def html_report(m: PerformanceMonitor, *, title: str = "ContentFlow monitoring r
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p>Clock time {report.generated_at:,.0f} s; spend ${report.spent_usd:,.4f}"
              + (f" against a ${budget:,.2f} daily budget" if budget else "") + ".</p>",
+             *(["<h2>The exercise's targets</h2>", targets] if targets else []),
              f"<img alt='dashboard charts' src='data:image/png;base64,{img}'>",
              "<h2>Recommendations</h2>", recommendations_list(report.recommendations),
              "<h2>Alerts</h2>", events_list(report.alerts, "No alert."),
@@ -118,26 +121,82 @@ def write_html_report(path: str | Path, m: PerformanceMonitor, **kw) -> Path:
     return p
 
 
-def write_replay_report(path: str | Path, workload: str | Path, *, seed: int = 0,
-                        controls: Controls | None = None, baseline: Controls | None = None,
-                        profile: str = "exercise", daily_budget_usd: float | None = None) -> Path:
-    """Replay ``workload`` through the simulated providers and write the HTML report of the run.
+PIPELINES = ("optimized", "baseline", "both")
 
-    With ``baseline``, that run comes first and the report compares the two.
+
+def targets_table(run: RunSummary, m: PerformanceMonitor, baseline: RunSummary | None = None) -> str:
+    """The exercise's targets against ``run``: p95 response time, cache hit rate, cost cut."""
+    from ..pipeline.report import Targets, pct   # the one definition of the targets
+    t = Targets()
+    hits = m.get_stats("hit_rate")
+    rows = [("response time (p95) under "f"{t.response_s:g} s", f"{run.p95_s:.2f} s",
+             run.p95_s < t.response_s),
+            (f"cache hit rate above {pct(t.hit_rate)}",
+             pct(hits.avg) if hits.count else "no cache in this replay",
+             hits.count > 0 and hits.avg > t.hit_rate)]
+    if baseline is not None and baseline.cost_usd > 0:
+        cut = 1 - run.cost_usd / baseline.cost_usd
+        rows.append((f"API cost cut by at least {pct(t.cost_reduction)}",
+                     f"{pct(cut)} (${baseline.cost_usd:,.2f} to ${run.cost_usd:,.2f})",
+                     cut >= t.cost_reduction))
+    else:
+        rows.append((f"API cost cut by at least {pct(t.cost_reduction)}",
+                     "needs the baseline: --pipeline both", None))
+    body = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(figure)}</td>"
+                   f"<td>{'–' if ok is None else 'met' if ok else 'not met'}</td></tr>"
+                   for name, figure, ok in rows)
+    return (f"<table class='cfopt-targets'><tr><th>target</th><th>{html.escape(run.label)}</th>"
+            f"<th>verdict</th></tr>{body}</table>")
+
+
+def write_replay_report(path: str | Path, workload: str | Path, *, pipeline: str = "optimized",
+                        seed: int = 0, profile: str = DEFAULT_PROFILE, controls: Controls | None = None,
+                        providers: bool = False, baseline: Controls | None = None,
+                        daily_budget_usd: float | None = None,
+                        on_event: Callable[[Event, PerformanceMonitor], None] | None = None,
+                        progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Replay ``workload`` with a monitor listening and write the HTML report with the targets.
+
+    ``pipeline``: "optimized" (default: every optimization on, ``PipelineReplay``), "baseline",
+    or "both" (the baseline first, then the optimized, compared side by side). ``providers``:
+    straight to the simulated providers instead (``ProviderReplay``: a text model, a slowdown
+    window), with the ``baseline`` controls run first for comparison when given.
+    ``on_event(event, monitor)`` sees every event (``cfopt.monitoring.prometheus`` exports them);
+    ``progress(label, done, total)`` follows each replay (``cfopt.progress.ReplayProgress``).
     """
     from .monitor import MonitorConfig
+    from ..pipeline.types import PipelineConfig
     from ..pricing import load_catalog
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
+    requests = load(workload)
     budget = daily_budget_usd if daily_budget_usd is not None else load_catalog(profile).budgets.daily_usd
     config = MonitorConfig(retention_s=None, daily_budget_usd=budget)
-    replay = ProviderReplay(load(workload), seed=seed, profile=profile)
+    c = controls or Controls()
+    plan: list[tuple[str, Replay, Controls]]
+    if providers:
+        replay = ProviderReplay(requests, seed=seed, profile=profile)
+        plan = ([("baseline", replay, baseline)] if baseline is not None else []) + [("this run", replay, c)]
+    else:
+        def through(cfg: PipelineConfig) -> PipelineReplay:
+            # exactly as configured: the controls may only inject errors
+            return PipelineReplay(requests, seed=seed, profile=profile, config=cfg,
+                                  supports=frozenset({"error_rate"}))
+        plan = [(name, through(PipelineConfig() if name == "optimized" else PipelineConfig.baseline()), c)
+                for name in (("baseline", "optimized") if pipeline == "both" else (pipeline,))]
     runs: list[RunSummary] = []
     m = None
-    for label, c in (("baseline", baseline), ("this run", controls or Controls())):
-        if c is None:
-            continue
-        m, s = monitored_run(replay, c, config=config)
+    for label, replay_, controls_ in plan:
+        def follow(e: Event, monitor: PerformanceMonitor, label: str = label) -> None:
+            if progress is not None and e.kind == "progress":
+                progress(label, int(e.data.get("done", 0)), int(e.data.get("total", 0)))
+            if on_event is not None:
+                on_event(e, monitor)
+        m, s = monitored_run(replay_, controls_, config=config, on_event=follow)
         runs.append(summarize(label, m, requests=s.requests, errors=s.errors,
                               duration_s=s.duration_s))
     assert m is not None
-    return write_html_report(path, m, title=f"ContentFlow replay of {Path(workload).name}",
-                             runs=runs)
+    what = "the simulated providers" if providers else f"the {runs[-1].label} pipeline"
+    first = runs[0] if len(runs) > 1 else None
+    return write_html_report(path, m, title=f"ContentFlow replay of {Path(workload).name} through {what}",
+                             runs=runs, targets=targets_table(runs[-1], m, first))

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -110,6 +110,7 @@ class PerformanceMonitor:
         self._detector = ShiftDetector(self.config.anomaly)
         self._notice_listeners: list[Callable[[Event], None]] = []
         self._unsubscribe = bus.subscribe(self.handle) if bus is not None else None
+        self.heard: dict[str, int] = {}   # events heard per pipeline stage (``data["stage"]``)
 
     def __repr__(self) -> str:
         return f"PerformanceMonitor(metrics={len(self._series)}, clock={self.clock!r})"
@@ -134,9 +135,18 @@ class PerformanceMonitor:
             raise ConfigError(f"cannot track {value!r} for {metric!r}: values must be finite numbers")
         s.append(self.clock.now() if t is None else t, value)
 
+    def bind(self, env: Any) -> None:
+        """As the pipeline's monitor: listen to the run's bus on the run's clock."""
+        self.close()
+        self.clock, self.bus = env.clock, env.bus
+        self._unsubscribe = env.bus.subscribe(self.handle)
+
     def handle(self, e: Event) -> None:
         """Turn one event into series points (the bus calls this)."""
         kind, name = e.kind, e.name
+        stage = e.data.get("stage") if e.data else None
+        if stage is not None:
+            self.heard[stage] = self.heard.get(stage, 0) + 1
         if kind == "metric":
             if e.value is None:
                 return

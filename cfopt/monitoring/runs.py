@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..clock import VirtualClock
 from ..events import Event, EventBus
 from .monitor import MonitorConfig, PerformanceMonitor
-from .replay import Controls, Replay, ReplaySummary
+from ..pipeline.replay import Controls, Replay, ReplaySummary
 
 __all__ = ["RunSummary", "summarize", "compare", "monitored_run", "FIELDS"]
 

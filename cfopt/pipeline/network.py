@@ -1,10 +1,8 @@
-"""The pipeline's own small parts: the network between ContentFlow and its providers.
+"""The pipeline's own small parts: local look-up times and the one counter of provider calls.
 
-Two things the providers' simulated latency leaves out, modelled here with documented figures:
-
-- **Connection set-up**: ``cfopt.latency.pool.ConnectionPool`` (Part 3) pays it per new connection.
 - **Local cache look-ups.** A memory hit costs micro-seconds, SQLite and a local Redis about a
-  millisecond (``LOOKUP_S``). They are small, and counted all the same.
+  millisecond (``LOOKUP_S``). They are small, and counted all the same. (Connection set-up and
+  payload transfer are the latency stage's: ``cfopt.latency.pool``.)
 
 ``CountingSender`` sits right in front of the providers and counts every call that reaches them
 (retries included): the "API calls" of the report come from it, not from any other tally.
@@ -13,12 +11,12 @@ Two things the providers' simulated latency leaves out, modelled here with docum
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
-from ..latency.pool import HANDSHAKE_S, NETWORK_RTT_S, ConnectionPool
+from ..latency.pool import NETWORK_RTT_S
 from ..providers.base import Call, Result, Sender
 
-__all__ = ["NETWORK_RTT_S", "HANDSHAKE_S", "LOOKUP_S", "SEMANTIC_LOOKUP_S", "ConnectionPool",
-           "ConnectedSender", "CountingSender"]
+__all__ = ["NETWORK_RTT_S", "LOOKUP_S", "SEMANTIC_LOOKUP_S", "CountingSender"]
 
 # Assumptions: a cachetools read ~0.1 ms with decoding; an indexed SQLite read ~1 ms; a Redis GET
 # on the same network ~1 ms; the semantic index look-up well under 1 ms (its benchmark).
@@ -26,33 +24,11 @@ LOOKUP_S = {"memory": 0.0001, "disk": 0.001, "redis": 0.001, "cdn": 0.02}
 SEMANTIC_LOOKUP_S = 0.0005
 
 
-class ConnectedSender:
-    """Send each call over a connection from ``pool``, paying its set-up time first."""
-
-    def __init__(self, target: Sender, pool: ConnectionPool) -> None:
-        self.target, self.pool = target, pool
-        self.clock = pool.clock
-        self.catalog = getattr(target, "catalog", None)
-
-    def __repr__(self) -> str:
-        return f"ConnectedSender({self.target!r}, {self.pool!r})"
-
-    async def asend(self, call: Call) -> Result:
-        provider = self.target.for_model(call.model).name
-        setup = self.pool.acquire(provider)
-        try:
-            if setup:
-                await self.clock.asleep(setup)
-            return await self.target.asend(call)
-        finally:
-            self.pool.release(provider)
-
-
 class CountingSender:
     """Count every call that reaches ``target`` and add up what the answered ones cost."""
 
-    def __init__(self, target: Sender) -> None:
-        self.target = target
+    def __init__(self, target: Sender, on_result: Callable[[Result], None] | None = None) -> None:
+        self.target, self.on_result = target, on_result
         self.clock = getattr(target, "clock", None)
         self.catalog = getattr(target, "catalog", None)
         self.calls = 0
@@ -72,4 +48,9 @@ class CountingSender:
             raise
         self.cost_usd += result.cost_usd
         self.by_model[result.model] += 1
+        if self.on_result is not None:
+            self.on_result(result)
         return result
+
+    def for_model(self, name: str):
+        return self.target.for_model(name)  # type: ignore[attr-defined]

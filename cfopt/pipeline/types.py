@@ -10,27 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..batching.resilience import ResilienceStats
+from ..batching.types import BatchStats
 from ..cost.budget import UsageStats
 from ..errors import ConfigError
-from ..cost.optimizer import PREMIUM
-from ..latency.pool import PoolStats
-from ..workload import TEXT_TYPES
-from ..cost.quality import QualityBar
-from ..batching.resilience import ResilienceStats
+from ..latency.pool import PoolStats, TransportStats
 
-__all__ = ["OPTIMIZATIONS", "PREMIUM", "TEXT_TYPES", "STREAMED_TYPES", "MEMORY_ENTRIES",
-           "MEMORY_TTL_S", "PipelineConfig", "Outcome", "RunResult"]
+__all__ = ["OPTIMIZATIONS", "STREAMED_TYPES", "PipelineConfig", "Outcome", "RunResult"]
 
 OPTIMIZATIONS = ("routing", "compression", "cache", "dedup", "coalescing", "batching", "lazy",
                  "pooling", "resilience")
 STREAMED_TYPES = ("text",)   # the first token is useful; analysis is read whole
-MEMORY_ENTRIES = 10_000      # MemoryLayer's own default bound
-MEMORY_TTL_S = 300.0         # TTLPolicy's memory TTL for text
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    """Which optimizations run; every one on by default, ``baseline()`` turns all off."""
+    """Which optimizations run; every one on by default, ``baseline()`` turns all off.
+
+    The switches only: the knobs (cache capacity and TTLs, the quality bar, batch sizes) belong
+    to the stages that use them (``Pipeline.set_params``).
+    """
 
     routing: bool = True
     compression: bool = True
@@ -42,21 +41,6 @@ class PipelineConfig:
     pooling: bool = True
     resilience: bool = True
     tenant: str = "contentflow"   # one cache namespace for the whole app (see the report docs)
-    # The knobs of the stages above (the dashboard's controls); defaults change nothing.
-    memory_entries: int = MEMORY_ENTRIES   # the memory cache layer's capacity, in entries
-    # Seconds the memory layer keeps a text answer (media 24x, photo searches at most 1 h, as
-    # TTLPolicy says). Disk and Redis keep their own TTLs (1 h for text): a memory entry that
-    # expires is found again one layer down. A memory TTL above theirs raises them to match,
-    # since TTLs grow away from the caller.
-    memory_ttl_s: float = MEMORY_TTL_S
-    quality_bar: QualityBar = field(default_factory=QualityBar)   # what ``routing`` must meet
-
-    def __post_init__(self) -> None:
-        if isinstance(self.memory_entries, bool) or not isinstance(self.memory_entries, int) \
-                or self.memory_entries < 1:
-            raise ConfigError(f"memory_entries must be a positive integer, got {self.memory_entries!r}")
-        if not self.memory_ttl_s > 0:
-            raise ConfigError(f"memory_ttl_s must be positive seconds, got {self.memory_ttl_s!r}")
 
     @classmethod
     def baseline(cls) -> "PipelineConfig":
@@ -77,18 +61,13 @@ class PipelineConfig:
 
     @property
     def applied(self) -> tuple[str, ...]:
-        """The optimizations that take effect (dedup and coalescing only with what they need)."""
+        """The optimizations that take effect (dedup only with the cache it searches)."""
         return tuple(n for n in OPTIMIZATIONS if getattr(self, n) and (n != "dedup" or self.cache))
 
     def __repr__(self) -> str:
         off = [n for n in OPTIMIZATIONS if not getattr(self, n)]
-        knobs = "".join(f", {k}={getattr(self, k)!r}" for k in ("memory_entries", "memory_ttl_s",
-                                                                "quality_bar")
-                        if getattr(self, k) != getattr(_DEFAULT_KNOBS, k))
-        return f"PipelineConfig(on={list(self.applied)}, off={off}{knobs})"
-
-
-_DEFAULT_KNOBS = PipelineConfig()
+        tenant = f", tenant={self.tenant!r}" if self.tenant != "contentflow" else ""
+        return f"PipelineConfig(on={list(self.applied)}, off={off}{tenant})"
 
 
 @dataclass(slots=True)
@@ -112,7 +91,17 @@ class Outcome:
 
     @property
     def from_cache(self) -> bool:
-        """Whether it was answered without a provider call of its own."""
+        """Whether a cache layer answered it (exactly or as a near-duplicate)."""
+        return self.source not in ("provider", "error", "coalesced")
+
+    @property
+    def shared(self) -> bool:
+        """Whether it shared an identical call already in flight (no cache was involved)."""
+        return self.source == "coalesced"
+
+    @property
+    def without_call(self) -> bool:
+        """Whether it was answered without a provider call of its own (cache or shared call)."""
         return self.source not in ("provider", "error")
 
 
@@ -126,7 +115,7 @@ class RunResult:
     failed_calls: int
     cost_usd: float
     calls_by_model: dict[str, int]
-    pool: PoolStats
+    pool: PoolStats | None
     resilience: ResilienceStats | None
     duration_s: float                # virtual: first arrival to the last answer
     wall_s: float                    # real seconds the replay took
@@ -136,3 +125,8 @@ class RunResult:
     spend_by_user: dict[str, float] = field(repr=False, default_factory=dict)
     # The tracker's counters: calls, refused and downgraded (with ``Pipeline(budget=...)``), ...
     usage: UsageStats = field(repr=False, default_factory=UsageStats)
+    batches: BatchStats | None = field(repr=False, default=None)      # the batching stage's
+    transport: TransportStats | None = field(repr=False, default=None)  # the latency stage's
+    events_by_stage: dict[str, int] = field(default_factory=dict)    # events each stage published
+    heard_by_monitor: dict[str, int] | None = None                   # what the monitor heard of each
+    warm: dict[str, float] = field(repr=False, default_factory=dict)  # prefetch: calls, cost, used

@@ -43,11 +43,16 @@ class Call:
     max_tokens: int | None = None    # text: the output cap (Anthropic requires one; DEFAULT_MAX_TOKENS)
     system: str | None = None        # text: the stable prefix (system prompt)
     cache_system: str | None = None  # text: None, "5m" or "1h": prompt-cache the system prompt
+    cache_prefix: str | None = None  # text: prompt-cache this leading part of system + "\n\n" + prompt
+    cache_ttl: str | None = None     # text: the TTL of ``cache_prefix`` ("5m" or "1h")
+    stop_sequences: tuple[str, ...] = ()  # text: stop where one of these first appears
     batch: bool = False              # text: through the Message Batches API (half price, slow)
     width: int = 1024                # image
     height: int = 1024               # image
     steps: int | None = None         # image: inference steps (model default when None)
     seed: int | None = None          # image: generation seed
+    duration_s: int | None = None    # video: clip length in seconds (the model's default when None)
+    resolution: str | None = None    # video: "540p", "720p", "1080p" (the model's default when None)
     minutes: float = 1.0             # audio: length of audio to generate
     per_page: int = 10               # photo: results per search page
 
@@ -56,8 +61,14 @@ class Call:
             raise ConfigError("Call.prompt must be a non-empty string")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
             raise ConfigError(f"Call.max_tokens must be a positive integer, got {self.max_tokens!r}")
-        if self.cache_system not in (None, "5m", "1h"):
-            raise ConfigError(f"Call.cache_system must be None, '5m' or '1h', got {self.cache_system!r}")
+        for name in ("cache_system", "cache_ttl"):
+            if getattr(self, name) not in (None, "5m", "1h"):
+                raise ConfigError(f"Call.{name} must be None, '5m' or '1h', got {getattr(self, name)!r}")
+        if self.cache_prefix is not None and (self.cache_ttl is None or not self.cache_prefix.strip()):
+            raise ConfigError("Call.cache_prefix needs a non-empty text and a cache_ttl")
+        if self.cache_prefix is not None and self.cache_system is not None:
+            raise ConfigError("Call.cache_system and Call.cache_prefix are two ways of marking one "
+                              "cached prefix: pass one")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import Mapping
 
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, NotFound
-from ..pricing import DEFAULT_PROFILE, load_catalog
+from ..pricing import DEFAULT_PROFILE, PriceCatalog, load_catalog
 from .base import Call, Faults, Provider, Result
 from .claude import ClaudeProvider
 from .fal import FalProvider
@@ -35,10 +35,13 @@ class Providers:
 
     def __init__(self, seed: int = 0, clock: Clock | None = None, profile: str = DEFAULT_PROFILE,
                  faults: Faults | Mapping[str, Faults] | None = None,
-                 rate_tier: str | None = None) -> None:
+                 rate_tier: str | None = None, speeds: str | None = None,
+                 catalog: PriceCatalog | None = None) -> None:
         self.seed = seed
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.catalog = load_catalog(profile, rate_tier=rate_tier)
+        # ``catalog`` (a PriceCatalog built by hand) replaces profile, rate_tier and speeds.
+        self.catalog = catalog if catalog is not None else load_catalog(profile, rate_tier=rate_tier,
+                                                                        speeds=speeds)
         per = self._faults_by_provider(faults)
         common = dict(clock=self.clock, catalog=self.catalog)
         self.claude = ClaudeProvider(seed=derive_seed(seed, "anthropic"), faults=per["anthropic"],
@@ -65,7 +68,7 @@ class Providers:
 
     def __repr__(self) -> str:
         return (f"Providers(seed={self.seed}, clock={self.clock!r}, profile={self.catalog.profile!r}, "
-                f"rate_tier={self.catalog.rate_tier!r})")
+                f"rate_tier={self.catalog.rate_tier!r}, speeds={self.catalog.speeds!r})")
 
     def __iter__(self):
         return iter(self._by_name.values())

@@ -19,10 +19,16 @@ per-minute rate limits of the model's tier, maybe failed by an injected fault, t
   mid-JSON, so it does not split. A share ``group_noncompliance`` of grouped replies (a catalog
   figure, a cfopt assumption; drawn from the seeded stream, one draw per grouped call) do not
   comply: a numbered list in prose instead of the array, or an array with one answer missing.
-- **Latency.** TTFT and output speed are the catalog's medians, each times a seeded log-normal
-  factor (``jitter``), then times ``faults.slowdown``: latency = TTFT + output tokens / speed.
-- **Prompt caching** (``Call.cache_system`` "5m" or "1h"): a system prompt of at least the
-  model's ``min_cacheable_tokens`` is written to the cache by the first call (billed as
+- **Latency.** TTFT and output speed are the catalog's figures at its ``speeds`` level
+  (optimistic, median or pessimistic), each times a seeded log-normal factor (``jitter``), then
+  times ``faults.slowdown``: latency = TTFT + output tokens / speed.
+- **Stop sequences** (``Call.stop_sequences``): the answer stops where one first appears
+  (``stop_reason="stop_sequence"``, the sequence in ``extra["stop_sequence"]``), and only the
+  tokens before it are billed.
+- **Prompt caching** (``Call.cache_system`` "5m" or "1h", or any leading part of the request
+  with ``Call.cache_prefix`` and ``cache_ttl``: the server marks tools, system blocks, message
+  blocks and top-level automatic caching this way): a prefix of at least the model's
+  ``min_cacheable_tokens`` is written to the cache by the first call (billed as
   ``cache_creation_input_tokens`` or ``cache_creation_1h_input_tokens``) and read by later ones
   (``cache_read_input_tokens``); each hit refreshes the TTL, as Anthropic does. The entry becomes
   readable once the writing call's answer starts (its TTFT), so a burst of identical first calls
@@ -44,7 +50,7 @@ per-minute rate limits of the model's tier, maybe failed by an injected fault, t
 >>> prompt = "Write a tagline for a bakery."
 >>> r = claude.send(Call("haiku", prompt))
 >>> r.model, r.stop_reason, r.usage.input_tokens == claude.count_tokens("haiku", prompt)
-('claude-haiku-4-5', 'end_turn', True)
+('claude-haiku-5-5', 'end_turn', True)
 >>> from cfopt.tokens import count_tokens
 >>> count_tokens(r.content) == r.usage.output_tokens
 True
@@ -159,13 +165,17 @@ class ClaudeProvider(Provider):
         self._group_noncompliance = float(rate)
 
     # --- lookups --------------------------------------------------------------------------
-    def model_info(self, name: str) -> ModelInfo:
-        """The text model called ``name``; ``NotFound`` names the known ones."""
+    def model_info(self, name: str, *, api: bool = False) -> ModelInfo:
+        """The text model called ``name``; ``NotFound`` names the known ones.
+
+        cfopt's nicknames ("haiku") resolve too, unless ``api`` is true: then only the names
+        the real API accepts (``ModelInfo.api_names``) do, as on the wire.
+        """
         text = [m for m in self.catalog.models.values() if m.kind == "text"]
         for m in text:
-            if name == m.id or name in m.aliases:
+            if name in (m.api_names if api else (m.id, *m.aliases)):
                 return m
-        known = ", ".join(f"{m.id} ({'/'.join(m.aliases)})" for m in text)
+        known = ", ".join(n for m in text for n in (m.api_names if api else (m.id, *m.aliases)))
         raise NotFound(f"model {name!r} not found; known Claude models: {known}",
                        provider=self.name, model=str(name))
 
@@ -178,8 +188,8 @@ class ClaudeProvider(Provider):
         """What remains now of the per-minute limits of ``model``'s tier."""
         info = self.model_info(model)
         with self._lock:
-            return self._limiter.status(info.tier or info.id, self.catalog.rate_limit(info.id),
-                                        self.clock.now())
+            return self._limiter.status(self.catalog.rate_class(info.id),
+                                        self.catalog.rate_limit(info.id), self.clock.now())
 
     # --- one call -------------------------------------------------------------------------
     def simulate(self, call: Call) -> Result:
@@ -195,22 +205,41 @@ class ClaudeProvider(Provider):
                 f"prompt is too long: {system_t + prompt_t} input tokens + max_tokens {max_tokens} "
                 f"> {info['context_window']} context window of {info.id}",
                 provider=self.name, model=info.id)
-        cacheable = bool(call.cache_system and call.system and system_t >= info["min_cacheable_tokens"])
+        prefix, prefix_t, ttl = self._cached_prefix(call, system_t, prompt_t)
+        # Shorter prefixes are simply not cached (no error, like the API).
+        cacheable = prefix is not None and prefix_t >= info["min_cacheable_tokens"]
         with self._lock:
-            return self._run(call, info, max_tokens, system_t, prompt_t, cacheable)
+            return self._run(call, info, max_tokens, system_t, prompt_t,
+                             (prefix, prefix_t, ttl) if cacheable else None)
+
+    @staticmethod
+    def _cached_prefix(call: Call, system_t: int, prompt_t: int) -> tuple[str | None, int, str | None]:
+        """(text, tokens, ttl) of the leading part of the request marked for prompt caching."""
+        if call.cache_system:
+            return (call.system, system_t, call.cache_system) if call.system else (None, 0, None)
+        if call.cache_prefix is None:
+            return None, 0, None
+        full = f"{call.system}\n\n{call.prompt}" if call.system else call.prompt
+        if not full.startswith(call.cache_prefix):
+            raise InvalidRequest("the cached prefix is not a leading part of the request",
+                                 provider="anthropic", model=call.model)
+        # A prefix never counts more than the whole input (tokens merge across the cut).
+        return call.cache_prefix, min(_count(call.cache_prefix), system_t + prompt_t), call.cache_ttl
 
     def _run(self, call: Call, info: ModelInfo, max_tokens: int, system_t: int, prompt_t: int,
-             cacheable: bool) -> Result:
+             cached: tuple[str, int, str] | None) -> Result:
         now = self.clock.now()
-        key = (info.id, call.system or "")
+        cacheable = cached is not None
+        prefix, prefix_t, ttl = cached if cached is not None else ("", 0, None)
+        key = (info.id, prefix)
         entry = self._cache.get(key) if cacheable else None
         hit = entry is not None and entry.readable_from <= now < entry.expires_at
-        uncached = prompt_t + (0 if cacheable else system_t)
-        tier = info.tier or info.id
+        uncached = system_t + prompt_t - prefix_t
+        tier = self.catalog.rate_class(info.id)
         group = read_group(call.system, call.prompt)
         if not call.batch:
             # ITPM counts uncached input and cache writes, not cache reads (cache-aware ITPM).
-            counted = uncached + (system_t if cacheable and not hit else 0)
+            counted = uncached + (prefix_t if cacheable and not hit else 0)
             wait, which = self._limiter.admit(tier, self.catalog.rate_limit(info.id), now=now,
                                               input_tokens=counted, max_tokens=max_tokens)
             if math.isinf(wait):
@@ -241,8 +270,11 @@ class ClaudeProvider(Provider):
             text, n_out, stop = _answer(self.seed, info.id, call.system, call.prompt, max_tokens, scale)
         else:
             text, n_out, stop = _grouped_answer(self.seed, info.id, tuple(group), max_tokens, scale, slip)
+        stop_sequence = None
+        if call.stop_sequences:
+            text, n_out, stop, stop_sequence = _cut_at_stop(text, n_out, stop, call.stop_sequences)
         if hit:
-            ttft *= 1 - self._ttft_cut * system_t / (system_t + prompt_t)
+            ttft *= 1 - self._ttft_cut * prefix_t / (system_t + prompt_t)
         slow = self.faults.slowdown
         first = ttft * slow
         latency = batch_s * slow if call.batch else (ttft + n_out / speed) * slow
@@ -251,9 +283,9 @@ class ClaudeProvider(Provider):
         else:
             self._limiter.settle(tier, at=now + latency, estimated=max_tokens, actual=n_out)
 
-        usage = self._usage(call, uncached, system_t, n_out, cacheable, hit)
+        usage = self._usage(call, uncached, prefix_t, ttl, n_out, cacheable, hit)
         if cacheable:
-            ttl = _TTL_S[call.cache_system]
+            ttl = _TTL_S[ttl]
             if hit:
                 entry.expires_at = max(entry.expires_at, now + ttl)
             elif entry is not None and entry.expires_at > now:  # another write still under way
@@ -267,15 +299,26 @@ class ClaudeProvider(Provider):
             started_at=now, request_id="msg_" + short_id(24, self.seed, self._calls),
             stop_reason=stop,
             extra={"cache": ("read" if hit else "write") if cacheable else None,
-                   "output_tokens_per_s": speed / slow,
+                   "output_tokens_per_s": speed / slow, "stop_sequence": stop_sequence,
                    "grouped": None if group is None else len(group)})
 
     @staticmethod
-    def _usage(call: Call, uncached: int, system_t: int, n_out: int, cacheable: bool,
-               hit: bool) -> Usage:
-        write_5m = system_t if cacheable and not hit and call.cache_system == "5m" else 0
-        write_1h = system_t if cacheable and not hit and call.cache_system == "1h" else 0
+    def _usage(call: Call, uncached: int, prefix_t: int, ttl: str | None, n_out: int,
+               cacheable: bool, hit: bool) -> Usage:
+        write_5m = prefix_t if cacheable and not hit and ttl == "5m" else 0
+        write_1h = prefix_t if cacheable and not hit and ttl == "1h" else 0
         return Usage(input_tokens=uncached, output_tokens=n_out,
                      cache_creation_input_tokens=write_5m, cache_creation_1h_input_tokens=write_1h,
-                     cache_read_input_tokens=system_t if hit else 0,
+                     cache_read_input_tokens=prefix_t if hit else 0,
                      service_tier="batch" if call.batch else "standard")
+
+
+def _cut_at_stop(text: str, n_out: int, stop: str,
+                 sequences: tuple[str, ...]) -> tuple[str, int, str, str | None]:
+    """The answer cut before the first stop sequence in it (the API does not return the sequence)."""
+    found = [(i, seq) for seq in sequences if seq and (i := text.find(seq)) >= 0]
+    if not found:
+        return text, n_out, stop, None
+    at, seq = min(found)
+    cut = text[:at]
+    return cut, _count(cut) if cut else 0, "stop_sequence", seq

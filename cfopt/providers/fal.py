@@ -1,4 +1,4 @@
-"""Simulated fal.ai: FLUX images, a 5-second video model and audio by the minute.
+"""Simulated fal.ai: FLUX images, Luma Ray 2 video (two models) and audio by the minute.
 
 fal runs requests through a queue: time = queue wait + generation, each the catalog's median
 times a seeded log-normal factor (``jitter``), times ``faults.slowdown``. The media arrives
@@ -7,8 +7,11 @@ whole, so ``first_content_s == latency_s``.
 - Images (``flux_schnell``, ``flux_dev``): generation = ``gen_s_per_mp`` x megapixels (exact)
   x steps / ``default_steps``. Billed megapixels round up per image (``cfopt.pricing.megapixels``),
   so one usage prices under both profiles: per image (exercise) or per megapixel (list-2026).
-- Video (``video_5s``): one clip of the catalog's ``seconds``; usage ``videos`` and
-  ``video_seconds`` (per video or per second).
+- Video (``video_5s`` = Luma Ray 2, ``video_flash`` = Ray 2 Flash): one clip of
+  ``Call.duration_s`` seconds (5 or 9) at ``Call.resolution`` (540p, 720p or 1080p), the model's
+  defaults when not given. Usage ``videos``, ``video_seconds`` and ``video_clips`` ((seconds,
+  resolution) per clip: the list profile prices a clip by both, as fal does). Generation time
+  and bytes scale with seconds and with the pixel count (720p = (720/540)^2 of 540p).
 - Audio (``audio_minute``): ``Call.minutes`` of audio, generation by the minute.
 
 The media URL (``https://fal.media/files/<hash>.jpg|mp4|mp3``) and byte size are fixed by the
@@ -19,8 +22,10 @@ fal's per-user concurrency limits are not modelled.
 >>> from cfopt.providers.base import Call
 >>> fal = FalProvider(seed=0)
 >>> r = fal.send(Call("flux_dev", "a red fox in snow", width=1920, height=1080))
->>> r.usage.images, r.usage.megapixels, r.cost_usd     # exercise profile: per image
-(1, 3, 0.025)
+>>> r.usage.images, r.usage.megapixels, r.cost_usd     # list prices: per megapixel
+(1, 3, 0.075)
+>>> fal.send(Call("video_5s", "waves", duration_s=9, resolution="1080p")).cost_usd
+4.0
 >>> r.media_url.startswith("https://fal.media/files/") and r.media_url.endswith(".jpg")
 True
 """
@@ -40,6 +45,7 @@ __all__ = ["FalProvider", "MAX_IMAGE_SIDE", "MAX_AUDIO_MINUTES"]
 MAX_IMAGE_SIDE = 4096      # px; fal's FLUX endpoints accept custom sizes, cfopt keeps them sane
 MIN_IMAGE_SIDE = 64
 MAX_AUDIO_MINUTES = 10.0
+_LINES = {"540p": 540, "720p": 720, "1080p": 1080}
 _EXT = {"image": "jpg", "video": "mp4", "audio": "mp3"}
 
 
@@ -88,7 +94,8 @@ class FalProvider(Provider):
             request_id=f"{rid[:8]}-{rid[8:12]}-{rid[12:16]}-{rid[16:20]}-{rid[20:32]}",
             media_url=url, size_bytes=size,
             extra={"endpoint": info["endpoint"], "queue_s": queue * self.faults.slowdown,
-                   **{k: v for k, v in zip(("width", "height", "steps", "seed", "minutes"), params)
+                   **{k: v for k, v in zip(("width", "height", "steps", "seed", "minutes",
+                                            "duration_s", "resolution"), params)
                       if v is not None}})
 
     def _plan(self, info: ModelInfo, call: Call) -> tuple[float, Usage, int, tuple]:
@@ -113,11 +120,21 @@ class FalProvider(Provider):
             return (info["gen_s_per_mp"] * mp * steps / default, usage,
                     self._bytes(info["bytes_per_mp"] * mp, info.id, call.prompt, *params), params)
         if info.kind == "video":
-            seconds = info["seconds"]
-            params = (None, None, None, call.seed)
-            usage = Usage(videos=1, video_seconds=float(seconds))
-            return (info["gen_s"], usage,
-                    self._bytes(info["bytes_per_s"] * seconds, info.id, call.prompt, *params), params)
+            seconds = info["default_duration"] if call.duration_s is None else call.duration_s
+            res = info["default_resolution"] if call.resolution is None else call.resolution
+            if seconds not in info["durations"] or isinstance(seconds, bool):
+                raise InvalidRequest(f"duration must be one of {info['durations']} seconds for "
+                                     f"{info.id}, got {seconds!r}", **bad)
+            if res not in info["resolutions"]:
+                raise InvalidRequest(f"resolution must be one of {', '.join(info['resolutions'])} "
+                                     f"for {info.id}, got {res!r}", **bad)
+            scale = seconds / info["default_duration"] * (
+                _LINES[res] / _LINES[info["default_resolution"]]) ** 2
+            params = (None, None, None, call.seed, None, seconds, res)
+            usage = Usage(videos=1, video_seconds=float(seconds), video_clips=((seconds, res),))
+            return (info["gen_s"] * scale, usage,
+                    self._bytes(info["bytes_per_s"] * info["default_duration"] * scale, info.id,
+                                call.prompt, *params), params)
         minutes = call.minutes
         if not isinstance(minutes, (int, float)) or not 0 < minutes <= MAX_AUDIO_MINUTES:
             raise InvalidRequest(f"minutes must be more than 0 and at most {MAX_AUDIO_MINUTES:g}, "

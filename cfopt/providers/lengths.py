@@ -27,7 +27,7 @@ These are cfopt assumptions in the spirit of the rules above.
 Everything is fixed by a hash of (seed, model, system, prompt), never by call order: the same
 request always gets the same answer.
 
->>> n = output_length(0, "claude-sonnet-4-5", None, "Describe a lighthouse in 12 words.")
+>>> n = output_length(0, "claude-sonnet-5-5", None, "Describe a lighthouse in 12 words.")
 >>> 9 <= n <= 19
 True
 >>> requested_length("Summarize the news in 3 sentences.")

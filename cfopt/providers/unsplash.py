@@ -12,8 +12,8 @@ clock) and reset when the hour rolls, like Unsplash's ``X-Ratelimit-Remaining``:
 
 - profile ``exercise``: past ``free_per_hour`` (50) a search still succeeds, and is billed
   (``usage.billable_requests=1``, ``price_after_free`` each);
-- profile ``list-2026``: ``hard_limit_per_hour`` (50, a demo app) refuses the 51st search
-  with ``RateLimited`` until the hour ends (``retry_after`` = seconds left in the hour). The
+- profile ``list-2026``: ``hard_limit_per_hour`` (5,000, an approved production app; a demo app
+  gets 50) refuses the search past it with ``RateLimited`` until the hour ends (``retry_after`` = seconds left in the hour). The
   real API answers this with HTTP **403** and the body "Rate Limit Exceeded", not 429; cfopt
   keeps one error class for "too many requests" and records the real status here.
 
@@ -26,7 +26,7 @@ clock) and reset when the hour rolls, like Unsplash's ``X-Ratelimit-Remaining``:
 >>> len(page["results"]), page["results"][0]["urls"]["small"][:34]
 (3, 'https://images.unsplash.com/photo-')
 >>> unsplash.rate_limit_headers()
-{'X-Ratelimit-Limit': '50', 'X-Ratelimit-Remaining': '49'}
+{'X-Ratelimit-Limit': '5000', 'X-Ratelimit-Remaining': '4999'}
 """
 from __future__ import annotations
 

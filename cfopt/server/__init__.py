@@ -6,7 +6,7 @@ behind a real HTTP server (starlette under uvicorn) on 127.0.0.1, on the real cl
 SDK with ``base_url=``, ``cfopt.latency.client``, curl. See ``app`` for the routes.
 
 >>> ServerConfig(time_scale=50, seed=7)
-ServerConfig(seed=7, profile='exercise', time_scale=50)
+ServerConfig(seed=7, profile='list-2026', time_scale=50)
 """
 from .app import LOGGER_NAME, create_app
 from .config import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, ServerConfig, check_host, is_loopback

@@ -7,12 +7,16 @@ Routes (the wire formats of the real APIs; see each module):
     POST /v1/messages/batches                 Message Batches: create, list, retrieve, cancel,
     GET  /v1/messages/batches[/{id}[/results]]  results as JSON lines (batches.py)
     POST /v1/messages/batches/{id}/cancel
-    POST /fal/{endpoint}                      fal.ai queue: submit, status, result (fal.py)
+    DELETE /v1/messages/batches/{id}
+    GET  /v1/models[/{model_id}]              the Models API: exactly the models accepted (models.py)
+    POST /fal/{endpoint}                      fal.ai queue: submit, status, result, cancel (fal.py)
     GET  /fal/{endpoint}/requests/{id}[/status]
+    PUT  /fal/{endpoint}/requests/{id}/cancel
     GET  /unsplash/search/photos              Unsplash photo search (unsplash.py)
     GET  /_cfopt/stats                        what reached the server: connections, requests, cost
     POST /_cfopt/faults                       make the next calls fail: {"fail_next": [...]}
     GET  /_cfopt/health                       {"ok": true}
+    GET  /metrics                             Prometheus text format (metrics.py)
 
 The access log (logger ``cfopt.server``) writes method, path without its query string, status
 and time: never a header, never a body, so API keys cannot reach it.
@@ -38,7 +42,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CfoptError
-from . import anthropic, batches, fal, unsplash
+from . import anthropic, batches, fal, metrics, models, unsplash
 from .config import ServerConfig
 from .state import ServerState
 from .wire import WireError, error_response, read_json
@@ -55,22 +59,25 @@ def _style(path: str) -> str:
 
 async def _wire_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WireError)
-    return error_response(exc)
+    metrics.count_error(request, exc.error_type)
+    return error_response(exc, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = "not found" if exc.status_code == 404 else str(exc.detail).lower()
+    metrics.count_error(request, kind)
     return error_response(WireError(exc.status_code, kind, f"{message}: {request.url.path}",
-                                    style=_style(request.url.path)))
+                                    style=_style(request.url.path)), request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # The message stays generic: an exception's text could quote a request body.
     log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    metrics.count_error(request, "api_error")
     return error_response(WireError(500, "api_error", "internal server error",
-                                    style=_style(request.url.path)))
+                                    style=_style(request.url.path)), request)
 
 
 async def stats(request: Request) -> Response:
@@ -119,6 +126,7 @@ class AccessLog:
             return
         t0, status = time.perf_counter(), 0
         request_id = self.state.new_id("req_")
+        scope.setdefault("state", {})["request_id"] = request_id  # error bodies carry it too
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -147,6 +155,8 @@ def _routes() -> list[Route]:
         Route("/v1/messages/batches/{batch_id}", batches.retrieve_batch, methods=["GET"]),
         Route("/v1/messages/batches/{batch_id}/cancel", batches.cancel_batch, methods=["POST"]),
         Route("/v1/messages/batches/{batch_id}/results", batches.batch_results, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}", batches.delete_batch, methods=["DELETE"]),
+        *models.routes(),
         *fal.routes(),
         *unsplash.routes(),
         Route("/_cfopt/stats", stats, methods=["GET"]),
@@ -165,5 +175,6 @@ def create_app(config: ServerConfig | None = None, *, state: ServerState | None 
                                 Exception: _unexpected}
     app = Starlette(routes=_routes(), exception_handlers=handlers)
     app.state.cfopt = state
+    metrics.install(app, state)   # GET /metrics and its HTTP counters
     app.add_middleware(AccessLog, state=state)
     return app

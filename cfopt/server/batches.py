@@ -8,7 +8,10 @@ batch reads ``in_progress`` until its last request is done, then ``ended`` with 
 As on the real API, request counts show everything as ``processing`` until the batch ends, a
 request whose params are wrong does not fail the batch (its result is ``errored``), a cancel
 moves the batch to ``canceling`` and then ``ended`` with unfinished requests ``canceled``, and
-anything unfinished 24 hours after creation ``expired``.
+anything unfinished 24 hours after creation ``expired``. ``GET /v1/messages/batches`` pages
+newest first with ``limit``, ``after_id`` and ``before_id`` (the SDK's auto-paging follows
+``last_id``); ``DELETE /v1/messages/batches/{id}`` removes an ended batch and its results (a
+batch still in progress must be canceled first: 400).
 """
 from __future__ import annotations
 
@@ -24,10 +27,10 @@ from ..errors import ProviderError
 from ..providers.base import Result
 from .anthropic import message_json, parse_message
 from .state import ServerState
-from .wire import WireError, read_json, require_key
+from .wire import WireError, page, page_params, read_json, require_anthropic
 
 __all__ = ["Batch", "BatchItem", "create_batch", "retrieve_batch", "list_batches",
-           "cancel_batch", "batch_results", "EXPIRY_S", "CANCEL_S"]
+           "cancel_batch", "delete_batch", "batch_results", "EXPIRY_S", "CANCEL_S"]
 
 EXPIRY_S = 24 * 3600.0   # the real API expires what is unfinished after 24 hours
 CANCEL_S = 1.0           # how long ``canceling`` lasts before the batch ends
@@ -129,7 +132,7 @@ def _base(request: Request) -> str:
 async def create_batch(request: Request) -> Response:
     """``POST /v1/messages/batches``."""
     state: ServerState = request.app.state.cfopt
-    require_key(request, state.config.api_key)
+    require_anthropic(request, state.config.api_key)
     body = await read_json(request, state.config.max_body_bytes)
     reqs = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(reqs, list) or not reqs:
@@ -149,29 +152,39 @@ async def create_batch(request: Request) -> Response:
 async def retrieve_batch(request: Request) -> Response:
     """``GET /v1/messages/batches/{batch_id}``."""
     state: ServerState = request.app.state.cfopt
-    require_key(request, state.config.api_key)
+    require_anthropic(request, state.config.api_key)
     batch = _find(state, request.path_params["batch_id"])
     return JSONResponse(batch.to_json(state, _base(request)))
 
 
 async def list_batches(request: Request) -> Response:
-    """``GET /v1/messages/batches?limit=N``: newest first."""
+    """``GET /v1/messages/batches?limit=N&after_id=...&before_id=...``: newest first."""
     state: ServerState = request.app.state.cfopt
-    require_key(request, state.config.api_key)
-    raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise WireError(400, "invalid_request_error", "limit: an integer from 1 to 1000")
+    require_anthropic(request, state.config.api_key)
+    limit, after, before = page_params(request)
     newest = list(reversed(state.batches.values()))
-    page = [b.to_json(state, _base(request)) for b in newest[:int(raw)]]
-    return JSONResponse({"data": page, "has_more": len(newest) > len(page),
-                         "first_id": page[0]["id"] if page else None,
-                         "last_id": page[-1]["id"] if page else None})
+    listed = page(newest, [b.id for b in newest], limit, after, before)
+    listed["data"] = [b.to_json(state, _base(request)) for b in listed["data"]]
+    return JSONResponse(listed)
+
+
+async def delete_batch(request: Request) -> Response:
+    """``DELETE /v1/messages/batches/{batch_id}``: an ended batch and its results are removed."""
+    state: ServerState = request.app.state.cfopt
+    require_anthropic(request, state.config.api_key)
+    batch = _find(state, request.path_params["batch_id"])
+    status = batch.status(state.clock.now())
+    if status != "ended":
+        raise WireError(400, "invalid_request_error",
+                        f"message batch {batch.id!r} is {status}; cancel it before deleting it")
+    del state.batches[batch.id]
+    return JSONResponse({"id": batch.id, "type": "message_batch_deleted"})
 
 
 async def cancel_batch(request: Request) -> Response:
     """``POST /v1/messages/batches/{batch_id}/cancel``."""
     state: ServerState = request.app.state.cfopt
-    require_key(request, state.config.api_key)
+    require_anthropic(request, state.config.api_key)
     batch = _find(state, request.path_params["batch_id"])
     now = state.clock.now()
     if batch.status(now) == "in_progress":
@@ -196,7 +209,7 @@ def _line(batch: Batch, item: BatchItem) -> str:
 async def batch_results(request: Request) -> Response:
     """``GET /v1/messages/batches/{batch_id}/results``: JSON lines, once the batch has ended."""
     state: ServerState = request.app.state.cfopt
-    require_key(request, state.config.api_key)
+    require_anthropic(request, state.config.api_key)
     batch = _find(state, request.path_params["batch_id"])
     status = batch.status(state.clock.now())
     if status != "ended":

@@ -1,9 +1,9 @@
 """How a local provider server is set up: one small value object, checked early.
 
 >>> ServerConfig(seed=3, time_scale=100)
-ServerConfig(seed=3, profile='exercise', time_scale=100)
->>> ServerConfig(api_key="sk-planted", faults=Faults(overloaded=0.1))
-ServerConfig(seed=0, profile='exercise', time_scale=1, faults=Faults(overloaded=0.1), api_key='***')
+ServerConfig(seed=3, profile='list-2026', time_scale=100)
+>>> ServerConfig(api_key="sk-planted", faults=Faults(overloaded=0.1), speeds="pessimistic")
+ServerConfig(seed=0, profile='list-2026', time_scale=1, faults=Faults(overloaded=0.1), speeds='pessimistic', api_key='***')
 >>> check_host("127.0.0.1"), check_host("localhost")
 ('127.0.0.1', 'localhost')
 >>> check_host("0.0.0.0")
@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..pricing import DEFAULT_PROFILE, PROFILES
+from ..pricing import DEFAULT_PROFILE, PROFILES, SPEEDS
 from ..providers.base import Faults
 
 __all__ = [
@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a 10 MB prompt is refused with 413, as issue 8 asks
+# The Messages API's request size limit: "32 MB" (Anthropic docs, API overview, request size
+# limits; the Batches API allows 256 MB, not modelled). Larger bodies get 413 request_too_large.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_BACKLOG = 1024  # stdlib servers default to 5; 50 concurrent clients then see ReadError
 
 
@@ -42,9 +44,10 @@ class ServerConfig:
     profile: str = DEFAULT_PROFILE
     time_scale: float = 1.0
     faults: Faults = field(default_factory=Faults)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES   # None: the default
     api_key: str | None = field(default=None, repr=False)
     rate_tier: str | None = None  # Anthropic usage tier for the rate limits; None: the catalog's default
+    speeds: str | None = None     # model speeds (optimistic, median, pessimistic); None: the catalog's
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -52,6 +55,10 @@ class ServerConfig:
         if not self.time_scale > 0:
             raise ConfigError(f"time_scale must be positive, got {self.time_scale}")
         object.__setattr__(self, "time_scale", float(self.time_scale))
+        if self.max_body_bytes is None:
+            object.__setattr__(self, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        if self.speeds is not None and self.speeds not in SPEEDS:
+            raise ConfigError(f"unknown speeds {self.speeds!r}; known: {', '.join(SPEEDS)}")
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         if self.api_key is not None and not self.api_key.strip():
@@ -68,6 +75,8 @@ class ServerConfig:
             parts.append(f"max_body_bytes={self.max_body_bytes}")
         if self.rate_tier is not None:
             parts.append(f"rate_tier={self.rate_tier!r}")
+        if self.speeds is not None:
+            parts.append(f"speeds={self.speeds!r}")
         if self.api_key is not None:
             parts.append("api_key='***'")
         return f"ServerConfig({', '.join(parts)})"

@@ -3,13 +3,17 @@
     POST /fal/{endpoint}                          -> {request_id, status_url, response_url, ...}
     GET  /fal/{endpoint}/requests/{id}/status     -> {status: IN_QUEUE | IN_PROGRESS | COMPLETED}
     GET  /fal/{endpoint}/requests/{id}            -> the result: images, a video or an audio file
+    PUT  /fal/{endpoint}/requests/{id}/cancel     -> 202 CANCELLATION_REQUESTED | 400 ALREADY_COMPLETED
 
 ``endpoint`` is the model's fal.ai path (``fal-ai/flux/dev``, as on ``queue.fal.run``) or its
 catalog id (``flux_dev``). The simulated fal.ai decides the outcome at submission; the status
 then follows the server's clock: in the queue for the queue wait, in progress while generating,
 completed after the whole latency. A fault other than a rate limit shows as a completed request
 whose result is the error, as on fal.ai; a rate limit refuses the submission with 429. Errors
-use fal.ai's ``{"detail": ...}`` shape.
+use fal.ai's ``{"detail": ...}`` shape. Video takes ``duration`` ("5s"/"9s" or 5/9) and
+``resolution`` ("540p", "720p", "1080p"), and is priced by both. A request still in the queue
+can be canceled (``cancel_url``): it is not billed and its result answers 400; one already
+running or done answers 400 ``ALREADY_COMPLETED``, as on fal.ai.
 """
 from __future__ import annotations
 
@@ -20,13 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import ConfigError, ProviderError
+from ..errors import ConfigError, InvalidRequest, ProviderError
 from ..pricing import ModelInfo
 from ..providers.base import Call, Result
 from .state import ServerState
 from .wire import WireError, provider_error, read_json, require_key
 
-__all__ = ["FalJob", "submit", "status", "result", "routes", "IMAGE_SIZES"]
+__all__ = ["FalJob", "submit", "status", "result", "cancel", "routes", "IMAGE_SIZES"]
 
 # fal.ai's named image sizes (width, height).
 IMAGE_SIZES = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
@@ -47,9 +51,10 @@ class FalJob:
     done_at: float
     result: Result | None = None
     error: WireError | None = None
+    canceled: bool = False
 
     def status(self, now: float) -> str:
-        if now >= self.done_at:
+        if self.canceled or now >= self.done_at:
             return "COMPLETED"
         return "IN_PROGRESS" if now >= self.started_at else "IN_QUEUE"
 
@@ -92,6 +97,17 @@ def _call(info: ModelInfo, body: Any) -> Call:
                 if type(body[field]) is not int or body[field] < 0:
                     raise _bad(f"{field}: must be a non-negative integer")
                 kw[name] = body[field]
+    elif info.kind == "video":
+        duration = body.get("duration")
+        if duration is not None:
+            text = str(duration).removesuffix("s") if isinstance(duration, (str, int)) else ""
+            if isinstance(duration, bool) or not text.isdigit():
+                raise _bad("duration: one of '5s', '9s'")
+            kw["duration_s"] = int(text)
+        if body.get("resolution") is not None:
+            if not isinstance(body["resolution"], str):
+                raise _bad("resolution: one of '540p', '720p', '1080p'")
+            kw["resolution"] = body["resolution"]
     elif info.kind == "audio" and body.get("seconds_total") is not None:
         seconds = body["seconds_total"]
         if not isinstance(seconds, (int, float)) or not 1 <= seconds <= 600:
@@ -105,7 +121,7 @@ def _call(info: ModelInfo, body: Any) -> Call:
 
 def _urls(request: Request, endpoint: str, request_id: str) -> dict[str, str]:
     base = f"{request.base_url}fal/{endpoint}/requests/{request_id}"
-    return {"response_url": base, "status_url": f"{base}/status"}  # no cancel: not simulated
+    return {"response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
 
 
 def _job(state: ServerState, request: Request, endpoint: str) -> FalJob:
@@ -128,6 +144,8 @@ async def submit(request: Request) -> Response:
         if planned is not None:
             raise planned
         result = state.providers.fal.simulate(call)
+    except InvalidRequest as e:   # fal answers a request it cannot run with 422
+        raise _bad(str(e)) from None
     except ProviderError as e:
         wire = provider_error(e, time_scale=scale, style="fal")
         if e.status < 500:  # a bad request or a rate limit is refused at the door
@@ -151,7 +169,7 @@ async def status(request: Request) -> Response:
     job = _job(state, request, endpoint)
     now = state.clock.now()
     body: dict[str, Any] = {"status": job.status(now), "request_id": job.request_id,
-                            "response_url": _urls(request, endpoint, job.request_id)["response_url"]}
+                            **_urls(request, endpoint, job.request_id)}
     if body["status"] == "IN_QUEUE":
         body["queue_position"] = 0
     else:
@@ -174,6 +192,8 @@ async def result(request: Request) -> Response:
     job = _job(state, request, request.path_params["endpoint"])
     if job.status(state.clock.now()) != "COMPLETED":
         raise _bad("Request is still in progress", status=400)
+    if job.canceled:
+        raise _bad("request was canceled", status=400)
     if job.error is not None:
         raise job.error
     r = job.result
@@ -192,8 +212,24 @@ async def result(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def cancel(request: Request) -> Response:
+    """``PUT /fal/{endpoint}/requests/{id}/cancel``: cancel a request still in the queue."""
+    state: ServerState = request.app.state.cfopt
+    require_key(request, state.config.api_key, style="fal")
+    job = _job(state, request, request.path_params["endpoint"])
+    if job.canceled:
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+    if job.status(state.clock.now()) != "IN_QUEUE":
+        return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
+    job.canceled = True
+    if job.result is not None:   # never generated: never billed
+        state.stats.add_cost(-job.result.cost_usd)
+    return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+
 def routes() -> list[Route]:
     """The fal.ai routes, most specific first."""
     return [Route("/fal/{endpoint:path}/requests/{request_id}/status", status, methods=["GET"]),
+            Route("/fal/{endpoint:path}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
             Route("/fal/{endpoint:path}/requests/{request_id}", result, methods=["GET"]),
             Route("/fal/{endpoint:path}", submit, methods=["POST"])]

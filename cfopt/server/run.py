@@ -164,7 +164,8 @@ def serve_command(args: argparse.Namespace) -> int:
     config = ServerConfig(seed=args.seed, profile=args.profile, time_scale=args.time_scale,
                           faults=faults_from_rate(args.fault_rate, args.fault_kinds, args.retry_after),
                           max_body_bytes=args.max_body_bytes,
-                          rate_tier=getattr(args, "rate_tier", None))
+                          rate_tier=getattr(args, "rate_tier", None),
+                          speeds=getattr(args, "speeds", None))
     check_host(args.host, allow_remote=args.allow_remote)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,9 +7,9 @@ which random fault rates cannot promise (a test needs "the first call fails, the
 
 >>> plan = FaultPlan()
 >>> plan.add(["overloaded"], provider="anthropic")
->>> type(plan.take("anthropic", model="claude-haiku-4-5")).__name__
+>>> type(plan.take("anthropic", model="claude-haiku-5-5")).__name__
 'Overloaded'
->>> plan.take("anthropic", model="claude-haiku-4-5") is None
+>>> plan.take("anthropic", model="claude-haiku-5-5") is None
 True
 >>> stats = ServerStats(); stats.count_request("messages", 200, cost_usd=0.002)
 >>> stats.snapshot()["requests"], stats.snapshot()["by_route"]
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["ServerState", "ServerStats", "FaultPlan", "FAULT_KINDS"]
 
 FAULT_KINDS = ("rate_limited", "overloaded", "server_error", "timeout")
+# Planned only (no random rate): a streamed answer that starts, then fails with an ``error`` event
+# (Anthropic: "an error event may be sent mid-stream", e.g. overloaded_error); unstreamed, a 529.
+STREAM_FAULT_KINDS = ("overloaded_mid_stream",)
 
 
 @dataclass
@@ -93,9 +96,10 @@ class FaultPlan:
             retry_after_s: float = 1.0) -> None:
         """Queue one failure per item of ``kinds`` for the next calls to ``provider``."""
         kinds = list(kinds)
-        unknown = [k for k in kinds if k not in FAULT_KINDS]
+        known = FAULT_KINDS + STREAM_FAULT_KINDS
+        unknown = [k for k in kinds if k not in known]
         if unknown:
-            raise ConfigError(f"unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}")
+            raise ConfigError(f"unknown fault kind(s) {unknown}; known: {', '.join(known)}")
         if retry_after_s < 0:
             raise ConfigError(f"retry_after_s must not be negative, got {retry_after_s}")
         with self._lock:
@@ -123,6 +127,10 @@ class FaultPlan:
                                retry_after=retry_after, **where)
         if kind == "overloaded":
             return Overloaded(f"{provider} {model}: overloaded (planned)", **where)
+        if kind == "overloaded_mid_stream":
+            e = Overloaded(f"{provider} {model}: overloaded (planned, mid-stream)", **where)
+            e.mid_stream = True   # the stream starts, then fails with an error event
+            return e
         if kind == "timeout":
             return ProviderTimeout(f"{provider} {model}: timed out (planned)", **where)
         return ServerError(f"{provider} {model}: internal server error (planned)", **where)
@@ -138,7 +146,8 @@ class ServerState:
         if providers is None:
             from ..providers import Providers  # the bundle of simulated providers
             providers = Providers(seed=self.config.seed, clock=self.clock, profile=self.config.profile,
-                                  faults=self.config.faults, rate_tier=self.config.rate_tier)
+                                  faults=self.config.faults, rate_tier=self.config.rate_tier,
+                                  speeds=self.config.speeds)
         self.providers = providers
         self.stats = ServerStats()
         self.fault_plan = FaultPlan()

@@ -1,15 +1,17 @@
 """What every route shares on the wire: reading bodies, API keys, and errors in each API's shape.
 
 A route raises ``WireError`` (or lets a ``ProviderError`` escape) and the app turns it into the
-answer the real API would give: Anthropic's ``{"type": "error", "error": {"type", "message"}}``,
-fal.ai's ``{"detail": ...}`` or Unsplash's ``{"errors": [...]}``, with the same status.
+answer the real API would give, through one helper, ``error_response``: Anthropic's
+``{"type": "error", "error": {"type", "message"}, "request_id": "req_..."}``, fal.ai's
+``{"detail": ...}`` or Unsplash's ``{"errors": [...]}``, with the same status and the
+``request-id`` header.
 
 Keys are read from ``x-api-key`` or ``Authorization: Bearer|Key|Client-ID``; no error message,
 log line or repr ever contains one.
 
 >>> e = WireError(404, "not_found_error", "model: claude-nope")
->>> e.body()
-{'type': 'error', 'error': {'type': 'not_found_error', 'message': 'model: claude-nope'}}
+>>> e.body("req_011")
+{'type': 'error', 'error': {'type': 'not_found_error', 'message': 'model: claude-nope'}, 'request_id': 'req_011'}
 >>> WireError(404, "not_found_error", "unknown model", style="fal").body()
 {'detail': 'unknown model'}
 >>> retry_headers(RateLimited("slow down", retry_after=30.0), time_scale=60)
@@ -27,8 +29,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import ProviderError, RateLimited
 
-__all__ = ["WireError", "read_json", "api_key", "require_key", "retry_headers",
-           "error_response", "provider_error", "STYLES"]
+__all__ = ["WireError", "read_json", "api_key", "require_key", "require_anthropic", "page_params",
+           "retry_headers",
+           "error_response", "provider_error", "request_id_of", "page", "STYLES"]
 
 STYLES = ("anthropic", "fal", "unsplash")
 _AUTH_SCHEMES = ("bearer", "key", "client-id")  # Anthropic SDK, fal.ai, Unsplash
@@ -45,23 +48,39 @@ class WireError(Exception):
         self.headers, self.style = dict(headers or {}), style
         super().__init__(f"{status} {error_type}: {message}")
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body the real API sends for this error."""
+    def body(self, request_id: str = "") -> dict[str, Any]:
+        """The JSON body the real API sends for this error (Anthropic's carries the request id)."""
         if self.style == "fal":
             return {"detail": self.message}
         if self.style == "unsplash":
             return {"errors": [self.message]}
-        return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        body: dict[str, Any] = {"type": "error",
+                                "error": {"type": self.error_type, "message": self.message}}
+        if request_id:
+            body["request_id"] = request_id
+        return body
 
 
-def error_response(e: WireError, request_id: str = "") -> Response:
-    """The response for ``e``; Unsplash's rate limit answer is plain text, as the real one is."""
+def request_id_of(request: Request | None) -> str:
+    """The id the app gave this request (``scope["state"]["request_id"]``), or ""."""
+    if request is None:
+        return ""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(e: WireError, request: Request | str | None = None) -> Response:
+    """The one way an error is answered: body in the API's shape, status, headers, request id.
+
+    ``request`` is the request being answered (its id is read from it) or the id itself.
+    Unsplash's rate-limit answer is plain text, as the real one is.
+    """
+    request_id = request if isinstance(request, str) else request_id_of(request)
     headers = dict(e.headers)
-    if request_id:
+    if request_id and isinstance(request, str):   # in the app, the middleware sets the header
         headers["request-id"] = request_id
     if e.style == "unsplash" and e.status == 403:
         return PlainTextResponse(e.message, status_code=403, headers=headers)
-    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+    return JSONResponse(e.body(request_id), status_code=e.status, headers=headers)
 
 
 def retry_headers(e: ProviderError, *, time_scale: float) -> dict[str, str]:
@@ -128,3 +147,55 @@ def require_key(request: Request, expected: str | None, *, style: str = "anthrop
                         "no API key: send x-api-key or Authorization: Bearer", style=style)
     if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
         raise WireError(401, "authentication_error", "invalid x-api-key", style=style)
+
+
+def require_anthropic(request: Request, expected: str | None) -> None:
+    """What every Anthropic route checks first: an API key, then the ``anthropic-version`` header.
+
+    The real API refuses a request without ``anthropic-version`` with 400 (the SDK always sends
+    ``2023-06-01``).
+    """
+    require_key(request, expected)
+    if not request.headers.get("anthropic-version", "").strip():
+        raise WireError(400, "invalid_request_error", "anthropic-version: header is required")
+
+
+def page_params(request: Request) -> tuple[int, str | None, str | None]:
+    """``limit`` (1 to 1000, default 20), ``after_id`` and ``before_id`` of a list request."""
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise WireError(400, "invalid_request_error", "limit: an integer from 1 to 1000")
+    after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
+    if after and before:
+        raise WireError(400, "invalid_request_error", "pass after_id or before_id, not both")
+    return int(raw), after or None, before or None
+
+
+def page(items: list[Any], ids: list[str], limit: int, after: str | None,
+         before: str | None) -> dict[str, Any]:
+    """One page of ``items`` (in list order) in the Anthropic list shape, cursor-paged by id.
+
+    >>> page(["a", "b", "c"], ["1", "2", "3"], 2, None, None)
+    {'data': ['a', 'b'], 'has_more': True, 'first_id': '1', 'last_id': '2'}
+    >>> page(["a", "b", "c"], ["1", "2", "3"], 2, "2", None)["data"]
+    ['c']
+    >>> page(["a", "b", "c"], ["1", "2", "3"], 1, None, "3")["data"]
+    ['b']
+    """
+    for cursor in (after, before):
+        if cursor is not None and cursor not in ids:
+            raise WireError(400, "invalid_request_error", f"unknown cursor id {cursor!r}")
+    if after is not None:
+        lo = ids.index(after) + 1
+        chosen = list(range(lo, min(len(ids), lo + limit)))
+        more = lo + limit < len(ids)
+    elif before is not None:
+        hi = ids.index(before)
+        chosen = list(range(max(0, hi - limit), hi))
+        more = hi - limit > 0
+    else:
+        chosen = list(range(min(limit, len(ids))))
+        more = limit < len(ids)
+    return {"data": [items[i] for i in chosen], "has_more": more,
+            "first_id": ids[chosen[0]] if chosen else None,
+            "last_id": ids[chosen[-1]] if chosen else None}
