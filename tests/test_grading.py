@@ -208,8 +208,8 @@ def test_a_fake_check_result_is_tampering(course):
 def test_patching_the_check_machinery_is_tampering(course):
     patch = "import cfopt.course.checks as c\nc._run = lambda name, points, fn: c.CheckResult(name, 'passed', '', points)"
     report = _grade(course, _learner(course, "patcher", lambda cells: cells.insert(1, new_code_cell(patch))))
+    assert report.tampered[0] == "patched the check machinery: cfopt.course.checks._run"
     assert "cell 1, line 1 imports cfopt.course.checks, the grader's machinery" in report.tampered
-    assert "patched the check machinery: cfopt.course.checks._run" in report.tampered
     assert report.score == 0
 
 
@@ -416,7 +416,7 @@ def test_to_json_keeps_plain_values_and_describes_the_rest():
     ("code = f.__code__", "uses __code__"),
     ("import ctypes", "uses ctypes"),
     ("exec(src)", "runs code made at run time (exec)"),
-    ("open('../solutions/04.ipynb')", "refers to other notebooks or to the solutions"),
+    ("open('../solutions/04.ipynb')", "refers to a solutions folder"),
     ("opt.select_optimal_model(r)", "uses cfopt.cost.optimizer.CostOptimizer.select_optimal_model"),
 ])
 def test_the_scan_finds_tampering_in_learner_code(source, found):
@@ -430,6 +430,7 @@ def test_the_scan_finds_tampering_in_learner_code(source, found):
     ("ipaddress.ip_address(h).is_loopback", ""),                                      # another object's attribute
     ("from cfopt.batching.priority import effective_rank\nprint(1)", "from cfopt.batching.priority import effective_rank"),
     ("from cfopt.course import kit\nkit.check('x')(lambda: None)", ""),
+    ("print('see 04_batch_processing.ipynb for the demo')", ""),
 ])
 def test_the_scan_leaves_honest_code_alone(source, original):
     refs = {"cfopt.monitoring.series.percentile", "cfopt.server.config.is_loopback",

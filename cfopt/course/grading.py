@@ -136,7 +136,7 @@ def _frame(raw: _Raw, check: str) -> tuple[list[Any] | None, str | None, list[st
 
 
 def _evidence(raw: _Raw) -> list[Evidence]:
-    """The guard's evidence: from the last nonce-carrying frame of the run."""
+    """The guard's evidence, from every frame of the run that carries its nonce."""
     if raw.phase2 is None:
         return []
     frames = [f for entry in [*(raw.phase2.get("probes") or {}).values(), raw.phase2.get("final") or {}]
@@ -174,13 +174,14 @@ def _report(path: Path, student: str, exercise: Exercise, raw: _Raw, ref: _Raw, 
     cells = (raw.phase1 or {}).get("cells") or []
     stopped = (raw.phase1 or {}).get("stopped_at")
     ref_error = _reference_problem(ref)
-    evidence = scan + _evidence(raw) + [Evidence(r) for r in _phase1_forgeries(raw)]
+    # what happened at run time first (it names what the code did), then what its source shows
+    evidence = [Evidence(r) for r in _phase1_forgeries(raw)] + _evidence(raw) + scan
     checks = []
     for idx, name, points in exercise.checks:
         probe = exercise.probes[name]
         at = raw.where.get(name)
         cases, why, forged = _frame(raw, name)
-        evidence += [Evidence(r) for r in forged]
+        evidence[:0] = [Evidence(r) for r in forged]
         involved = [e.reason for e in evidence if e.scope == "*" or e.scope in probe.references]
         own = _own_result(cells, at)
         if involved:

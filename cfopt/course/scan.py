@@ -12,7 +12,7 @@ answer is not held against the learner who left it alone. The scan looks for
 - the tools that rewrite a running interpreter: ``ctypes``, ``gc``, ``importlib``, ``builtins``,
   ``sys.settrace`` and friends, ``__code__``, ``__globals__``, ``__closure__``, ``exec``,
   ``eval``, ``compile``, ``__import__``;
-- paths to other notebooks or to a ``solutions`` folder.
+- a path into a ``solutions`` folder.
 
 None of these is needed by an exercise of this kit, so each is reported as tampering with the
 line it is on. A scan cannot see code built at run time; the guard in the kernel sees some of
@@ -39,7 +39,7 @@ INTERPRETER_ATTRS = {"__code__", "__globals__", "__closure__", "__builtins__", "
                      "settrace", "setprofile", "addaudithook", "_getframe", "_current_frames",
                      "get_referrers", "get_objects", "f_globals", "f_locals", "f_back"}
 DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__"}
-_PATHS = re.compile(r"(^|[/\\])solutions([/\\]|$)|\.ipynb\b")
+_PATHS = re.compile(r"(^|[/\\])solutions([/\\]|$)")   # other notebooks: the guard sees them opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ _WORDS = {
     "patch": "changes {subject}, part of the check machinery",
     "interp": "uses {subject}, which can rewrite code the grader relies on",
     "dynamic": "runs code made at run time ({subject})",
-    "path": "refers to other notebooks or to the solutions ({subject!r})",
+    "path": "refers to a solutions folder ({subject!r})",
 }
 
 
