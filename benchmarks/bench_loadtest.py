@@ -43,7 +43,7 @@ def start_server(time_scale: float) -> tuple[subprocess.Popen, str]:
 
 
 def connections(url: str) -> int:
-    return httpx.get(f"{url}/_cfopt/stats", trust_env=False).json()["connections_opened"]
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "bench"}, trust_env=False).json()["connections_opened"]
 
 
 def row(label: str, r, conns: int | None = None) -> str:

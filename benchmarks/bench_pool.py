@@ -94,7 +94,7 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def server_connections(url: str) -> int:
-    return httpx.get(f"{url}/_cfopt/stats").json()["connections_opened"]
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "bench"}).json()["connections_opened"]
 
 
 def prompts(n: int) -> list[str]:

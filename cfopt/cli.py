@@ -8,13 +8,18 @@
                                 [--cell-timeout S] [--solutions DIR] [--no-sandbox] [--memory-mb M]
                                 [--cpu-s S] [--processes N] [--file-mb M] [--quiet]
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
-                 [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions]
+                 [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions] [--strict]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
+                [--api-key KEY] [--header-timeout S] [--body-timeout S] [--batch-retention S]
+                [--fal-retention S] [--max-retained N]
     cfopt dashboard-report --html FILE [--workload FILE] [--pipeline optimized|baseline|both]
                            [--error-rate R] [--prometheus FILE] [--providers [--text-model M]
                            [--slowdown X] [--slowdown-from S] [--compare]]
     cfopt loadtest --url http://127.0.0.1:PORT [--requests N] [--concurrency C] [--duration S]
-                   [--timeout S] [--endpoint messages|count_tokens|photos|health] [--json]
+                   [--timeout S] [--endpoint messages|count_tokens|photos|health|batches|fal|mixed]
+                   [--api-key KEY] [--json]
+    cfopt budget reconcile --redis URL --prefix P --ledger FILE [--ledger FILE ...]
+                           [--from-zero] [--force] [--dry-run]
     cfopt doctor [--json]
 
 ``python -m cfopt ...`` runs the same command line through the current interpreter (a notebook
@@ -103,7 +108,10 @@ def _report(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(format_table(report))
-    return 0
+    # A failing cache tier is a warning line (stderr with --json); --strict makes it exit 1.
+    from .cache.health import warn_failing_tiers
+    return warn_failing_tiers(report["details"]["cache_layers"], strict=args.strict,
+                              stream=sys.stderr if args.json else sys.stdout)
 
 
 def _dashboard_report(args: argparse.Namespace) -> int:
@@ -144,6 +152,19 @@ def _dashboard_report(args: argparse.Namespace) -> int:
 def _loadtest(args: argparse.Namespace) -> int:
     from .bonus.loadtest import loadtest_command  # httpx loads only for this command
     return loadtest_command(args)
+
+
+def _budget_reconcile(args: argparse.Namespace) -> int:
+    from .cost.budget_redis import RedisStore, reconcile
+    store = RedisStore(args.redis, prefix=args.prefix)
+    try:
+        done = reconcile(store, args.ledger, from_zero=args.from_zero, force=args.force,
+                         dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(done.format())
+    print("dry run: nothing written" if args.dry_run else "reconciled: reservations are allowed again")
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -207,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--handshake-ms", type=float, default=0.0,
                     help="hold each new connection's first request this long (a remote API's TCP+TLS set-up)")
     sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    sv.add_argument("--api-key", default=None,
+                    help="accept only this API key, on every route (default: any non-empty key)")
+    sv.add_argument("--header-timeout", type=float, default=10.0,
+                    help="wall seconds a client may take to send a request's head (then 408)")
+    sv.add_argument("--body-timeout", type=float, default=30.0,
+                    help="wall seconds a client may take to send a request's body (then 408)")
+    sv.add_argument("--batch-retention", type=float, default=None,
+                    help="simulated seconds a batch is kept after creation (default: 29 days)")
+    sv.add_argument("--fal-retention", type=float, default=None,
+                    help="simulated seconds a fal.ai result is kept after completion (default: 1 h)")
+    sv.add_argument("--max-retained", type=int, default=20_000,
+                    help="batch requests, and fal.ai jobs, kept at most (oldest go first)")
     sv.set_defaults(func=_serve)
 
     rp = sub.add_parser("report", help="replay a workload through the baseline and the optimized pipeline")
@@ -225,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     rp.add_argument("--contributions", action="store_true",
                     help="also replay without each optimization in turn (one replay each)")
+    rp.add_argument("--strict", action="store_true",
+                    help="exit 1 when a cache tier failed (e.g. an unreachable --redis)")
     rp.set_defaults(func=_report)
 
     dr = sub.add_parser("dashboard-report",
@@ -252,12 +287,30 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000")
     lt.add_argument("--requests", type=int, default=200, help="requests to send at most")
     lt.add_argument("--concurrency", type=int, default=20, help="requests in flight at most")
-    lt.add_argument("--duration", type=float, default=30.0, help="stop issuing after S seconds")
-    lt.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
-    lt.add_argument("--endpoint", choices=["messages", "count_tokens", "photos", "health"],
-                    default="messages")
+    lt.add_argument("--duration", type=float, default=30.0,
+                    help="stop issuing after S seconds (at most 3600)")
+    lt.add_argument("--timeout", type=float, default=10.0, help="seconds per request (at most 300)")
+    lt.add_argument("--endpoint", choices=["messages", "count_tokens", "photos", "health",
+                                           "batches", "fal", "mixed"], default="messages",
+                    help="mixed: in turn Messages, token counts, batches, fal.ai, photos, health")
+    lt.add_argument("--api-key", default="cfopt-loadtest", help="the key the server expects")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_loadtest)
+
+    bu = sub.add_parser("budget", help="operate budgets kept in Redis")
+    bu_sub = bu.add_subparsers(dest="budget_command", required=True)
+    rc = bu_sub.add_parser("reconcile", help="rebuild lost budget counters from the usage ledger "
+                           "and let reservations through again")
+    rc.add_argument("--redis", required=True, help="the budget's Redis URL")
+    rc.add_argument("--prefix", default="cfopt:budget", help="the budget's key prefix")
+    rc.add_argument("--ledger", action="append", default=[],
+                    help="a usage ledger file (repeat for one file per process)")
+    rc.add_argument("--from-zero", action="store_true",
+                    help="no ledger: restart from empty counters (the spend so far is forgotten)")
+    rc.add_argument("--force", action="store_true",
+                    help="rebuild even though the budget is not marked reset (stop its traffic first)")
+    rc.add_argument("--dry-run", action="store_true", help="show what would be written")
+    rc.set_defaults(func=_budget_reconcile)
 
     dc = sub.add_parser("doctor", help="check Python, the venv, the kernel, Redis, Chromium and "
                                        "the grading sandbox; print the fix for each")

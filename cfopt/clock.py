@@ -10,7 +10,9 @@ given, never from ``time`` directly. Two clocks share one small interface:
 
 Asyncio code runs on virtual time through ``VirtualClock.run(coro)``: its event loop reads the
 virtual clock, and when every task is waiting it jumps straight to the next timer instead of
-blocking, so ``asyncio.sleep``, ``asyncio.wait_for`` and timeouts all run on virtual time.
+blocking, so ``asyncio.sleep``, ``asyncio.wait_for`` and timeouts all run on virtual time. The
+jump is one step however far the timer is: idle time costs no work per simulated second (or
+per simulated day, asyncio's own cap on one wait).
 
 >>> clock = VirtualClock()
 >>> clock.sleep(1.5); clock.now()
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import selectors
 import time
 from typing import Any, Coroutine, Protocol, TypeVar, runtime_checkable
@@ -149,6 +152,7 @@ class _VirtualSelector(selectors.DefaultSelector):
     def __init__(self, clock: VirtualClock) -> None:
         super().__init__()
         self._clock = clock
+        self.loop: VirtualEventLoop | None = None
 
     def select(self, timeout: float | None = None):
         ready = super().select(0)
@@ -156,7 +160,11 @@ class _VirtualSelector(selectors.DefaultSelector):
             return ready
         if timeout is None:  # no timer pending: only real I/O (another thread) can wake us
             return super().select(None)
-        self._clock.advance(timeout)
+        # asyncio caps one wait at a day (MAXIMUM_SELECT_TIMEOUT): go to the timer itself, so a
+        # timer a year (or 1e300 s) away costs one step, not one per simulated day.
+        scheduled = self.loop._scheduled if self.loop is not None else None  # asyncio's timer heap
+        target = scheduled[0].when() if scheduled else self._clock.now() + timeout
+        self._clock.advance_to(max(target, self._clock.now() + timeout))
         return []
 
 
@@ -167,9 +175,21 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, clock: VirtualClock) -> None:
-        super().__init__(selector=_VirtualSelector(clock))
-        self._clock_resolution = 1e-9
         self.clock = clock
+        selector = _VirtualSelector(clock)
+        super().__init__(selector=selector)
+        selector.loop = self
 
     def time(self) -> float:
         return self.clock.now()
+
+    # asyncio runs the timers due before ``time() + _clock_resolution``. Far from zero a
+    # nanosecond is below a float's step (past ~1e7 s), and a timer due exactly now would never
+    # be run: the loop would spin. So the resolution follows the clock's magnitude.
+    @property
+    def _clock_resolution(self) -> float:
+        return max(1e-9, 2 * math.ulp(self.clock.now()))
+
+    @_clock_resolution.setter
+    def _clock_resolution(self, value: float) -> None:  # asyncio's __init__ sets the wall clock's
+        pass

@@ -5,6 +5,8 @@
     │   └── SandboxUnavailable   cfopt grade cannot isolate submissions on this machine
     ├── WorkloadError            a bad workload line: file, line number and field (also ValueError)
     ├── BudgetExceeded           a call would take a budget past its cap
+    ├── BudgetStoreError         the budget store cannot take a reservation (unreachable,
+    │                            saturated, or its counters were reset): no call is sent
     └── ProviderError            a provider call failed; ``status`` is its HTTP status
         ├── InvalidRequest       400: the request itself is wrong (never retried)
         ├── AuthenticationError  401: missing or wrong API key (never retried)
@@ -20,7 +22,8 @@ took before it failed, so simulations charge the caller's time honestly.
 from __future__ import annotations
 
 __all__ = [
-    "CfoptError", "ConfigError", "SandboxUnavailable", "WorkloadError", "BudgetExceeded", "ProviderError",
+    "CfoptError", "ConfigError", "SandboxUnavailable", "WorkloadError", "BudgetExceeded", "BudgetStoreError",
+    "ProviderError",
     "InvalidRequest", "AuthenticationError", "NotFound", "RateLimited", "ServerError",
     "Overloaded", "ProviderTimeout",
 ]
@@ -59,6 +62,22 @@ class BudgetExceeded(CfoptError):
         super().__init__(
             f"{budget} budget of ${limit_usd:,.2f} exceeded: ${spent_usd:,.4f} spent or reserved, "
             f"this call needs up to ${requested_usd:,.4f}")
+
+
+class BudgetStoreError(CfoptError):
+    """The budget store could not do an operation; budgets fail closed, so no call is sent.
+
+    ``reason`` is one of ``REASONS``: "unreachable" (no answer), "saturated" (no free
+    connection in time), "timeout" (no reply in time), "reset" (the counters were lost: an
+    operator must run ``cfopt budget reconcile``), "ledger" (the usage ledger cannot be
+    written) or "error" (any other store failure).
+    """
+
+    REASONS = ("unreachable", "saturated", "timeout", "reset", "ledger", "error")
+
+    def __init__(self, message: str, *, reason: str = "error") -> None:
+        self.reason = reason if reason in self.REASONS else "error"
+        super().__init__(message)
 
 
 class ProviderError(CfoptError):

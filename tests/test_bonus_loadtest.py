@@ -1,6 +1,7 @@
 """The load tester: loopback only (nothing external resolved), bounded, honest under failure."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -14,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cfopt.bonus.loadtest import LoadTestConfig, check_target, run_loadtest
+from cfopt.bonus.loadtest import (MAX_DURATION_S, MAX_TIMEOUT_S, LoadTestConfig, check_target,
+                                  run_loadtest)
 from cfopt.cli import main
 from cfopt.errors import ConfigError
 from cfopt.server import ServerConfig, serve_in_thread
@@ -54,9 +56,12 @@ def test_refuses_targets_outside_loopback_without_resolving_them(url, no_dns):
 @pytest.mark.parametrize("url,host", [("http://127.0.0.1:8000", "127.0.0.1"),
                                       ("http://127.8.9.10:1", "127.8.9.10"),
                                       ("http://[::1]:8000", "::1"),
-                                      ("http://localhost:8000", "localhost")])
+                                      ("http://localhost:8000", "loopback"),
+                                      ("http://localhost.:8000", "loopback")])
 def test_accepts_loopback_targets(url, host, no_dns):
-    assert check_target(url)[0] == host
+    address = check_target(url)[0]
+    assert address == host or host == "loopback" and ipaddress.ip_address(address).is_loopback
+    assert set(no_dns) <= {"localhost"}   # "localhost." is looked up as the hosts file's name
 
 
 def test_localhost_resolving_elsewhere_is_refused(monkeypatch):
@@ -73,9 +78,65 @@ def test_cli_refuses_a_remote_target(capsys, no_dns):
 
 
 def test_impossible_arguments_fail_early():
-    for bad in (dict(requests=0), dict(concurrency=0), dict(duration_s=0), dict(endpoint="nope")):
+    for bad in (dict(requests=0), dict(concurrency=0), dict(duration_s=0), dict(endpoint="nope"),
+                dict(duration_s=float("inf")), dict(timeout_s=float("inf")),
+                dict(duration_s=float("nan")), dict(timeout_s=float("nan")),
+                dict(duration_s=MAX_DURATION_S + 1), dict(timeout_s=MAX_TIMEOUT_S + 1),
+                dict(timeout_s=-1.0), dict(duration_s="30")):
         with pytest.raises(ConfigError):
             LoadTestConfig(url="http://127.0.0.1:1", **bad)
+
+
+@pytest.mark.parametrize("flag", [["--duration", "inf"], ["--timeout", "inf"],
+                                  ["--duration", "1e9"], ["--timeout", "nan"]])
+def test_cli_refuses_an_endless_run(flag, capsys):
+    assert main(["loadtest", "--url", "http://127.0.0.1:1", *flag]) == 2
+    assert "must be a number of seconds in (0, " in capsys.readouterr().err
+
+
+def test_a_silent_server_cannot_hold_a_run_past_its_caps():
+    """Accepts connections, never answers: the run ends after duration + timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        t0 = time.monotonic()
+        result = run_loadtest(LoadTestConfig(url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                                             requests=50, concurrency=5, duration_s=1.0, timeout_s=1.0))
+        took = time.monotonic() - t0
+    finally:
+        listener.close()
+    assert result.ok == 0 and result.error_count == result.sent > 0 and took < 4
+
+
+def test_the_name_checked_is_the_address_connected_to(monkeypatch):
+    """"localhost." is checked as "localhost" and the client connects to the address checked.
+
+    Here "localhost" resolves to 127.0.0.1 and any other name (as "localhost." might, through
+    DNS) to a public address: were the client to resolve the URL's name itself, it would go
+    there instead of where the check said."""
+    real = socket.getaddrinfo
+    asked = []
+
+    def resolver(host, port, *args, **kwargs):
+        asked.append(host)
+        if host == "localhost":
+            return real("127.0.0.1", port, *args, **kwargs)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return real("192.0.2.1", port, *args, **kwargs)   # TEST-NET: somewhere else
+        return real(host, port, *args, **kwargs)
+
+    with serve_in_thread(ServerConfig(time_scale=1000)) as url:
+        port = url.rsplit(":", 1)[1]
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        result = run_loadtest(LoadTestConfig(url=f"http://localhost.:{port}", requests=10,
+                                             concurrency=2, timeout_s=5.0, endpoint="health"))
+        monkeypatch.undo()
+        assert result.ok == 10, result.errors
+        assert {h for h in asked if not h[0].isdigit()} == {"localhost"}
+        assert _stats(url)["by_route"]["health"] == 10
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +146,7 @@ def server():
 
 
 def _stats(url: str) -> dict:
-    return httpx.get(f"{url}/_cfopt/stats", trust_env=False).json()
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "k"}, trust_env=False).json()
 
 
 def test_small_run_counts_every_request(server):
@@ -102,12 +163,22 @@ def test_small_run_counts_every_request(server):
 
 
 @pytest.mark.parametrize("endpoint,route", [("count_tokens", "count_tokens"),
-                                            ("photos", "search_photos"), ("health", "health")])
+                                            ("photos", "search_photos"), ("health", "health"),
+                                            ("batches", "create_batch"), ("fal", "submit")])
 def test_other_endpoints(server, endpoint, route):
     before = _stats(server)["by_route"].get(route, 0)
     result = run_loadtest(LoadTestConfig(url=server, requests=40, concurrency=8, endpoint=endpoint))
     assert result.ok == 40 and not result.errors
     assert _stats(server)["by_route"][route] - before == 40
+
+
+def test_mixed_goes_round_every_endpoint(server):
+    before = _stats(server)["by_route"]
+    result = run_loadtest(LoadTestConfig(url=server, requests=60, concurrency=6, endpoint="mixed"))
+    assert result.ok == 60 and not result.errors
+    after = _stats(server)["by_route"]
+    for route in ("messages", "count_tokens", "create_batch", "submit", "search_photos", "health"):
+        assert after.get(route, 0) - before.get(route, 0) == 10, route
 
 
 def test_server_errors_are_reported_by_status(server):

@@ -214,13 +214,13 @@ class _Watched(MemoryStore):
         super().__init__()
         self.limits, self.worst = limits, 0
 
-    def try_reserve(self, keys, limits, amount):
-        i = super().try_reserve(keys, limits, amount)
+    def try_reserve(self, keys, limits, amount, **kw):
+        out = super().try_reserve(keys, limits, amount, **kw)
         with self._lock:
             for key, limit in zip(keys, limits):
                 assert self._values[key] <= limit, "a reservation passed the budget"
                 self.worst = max(self.worst, self._values[key])
-        return i
+        return out
 
 
 class _SlowClaude(ClaudeProvider):
@@ -365,6 +365,8 @@ def one(call):
         return
     with lock:
         out["ok"] += 1; out["cost"] += t.catalog.cost(r.model, r.usage)
+import time
+time.sleep(max(0.0, float(sys.argv[5]) - time.time()))   # both processes start together
 with ThreadPoolExecutor(32) as ex:
     list(ex.map(one, calls))
 print(json.dumps(out))
@@ -377,8 +379,10 @@ def test_two_processes_sharing_redis_never_overspend(redis_url, redis_namespace)
     import subprocess
     import sys
     limit = 0.30
+    start_at = time.time() + 5.0   # after both have imported cfopt, even on a loaded machine
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, redis_url, redis_namespace, str(limit),
-                               str(seed)], stdout=subprocess.PIPE, text=True) for seed in (1, 2)]
+                               str(seed), str(start_at)], stdout=subprocess.PIPE, text=True)
+             for seed in (1, 2)]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     store = RedisStore(redis_url, prefix=redis_namespace)

@@ -11,6 +11,8 @@ import logging
 import httpx
 import pytest
 
+from cfopt.pricing import load_catalog
+
 from cfopt.latency.client import AsyncCfoptClient, CfoptClient, PoolStats
 from cfopt.errors import (AuthenticationError, InvalidRequest, NotFound, Overloaded,
                           ProviderTimeout, RateLimited, ServerError)
@@ -26,7 +28,7 @@ def serve():
 
 
 def server_connections(url: str) -> int:
-    return httpx.get(f"{url}/_cfopt/stats").json()["connections_opened"]
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "k"}).json()["connections_opened"]
 
 
 # --- errors, without a server ---------------------------------------------------------------
@@ -136,7 +138,9 @@ def test_every_endpoint_through_the_sync_client(serve, caplog):
             pass
         assert client.fal_result("fal-ai/flux/schnell", job["request_id"])["images"][0]["url"]
         photos = client.search_photos("lighthouse", per_page=5)
-        assert len(photos["results"]) == 5 and photos["ratelimit"] == {"limit": "50", "remaining": "49"}
+        limit = load_catalog().photo.hard_limit_per_hour   # the default profile's hourly limit
+        assert len(photos["results"]) == 5
+        assert photos["ratelimit"] == {"limit": str(limit), "remaining": str(limit - 1)}
         with pytest.raises(NotFound):
             client.messages("claude-nope", "hi")
     assert PLANTED not in caplog.text
@@ -183,7 +187,7 @@ def test_async_client_shares_a_bounded_pool_between_tasks(serve):
 
 def test_async_errors_are_typed_too(serve):
     url = serve(ServerConfig(time_scale=1000))
-    httpx.post(f"{url}/_cfopt/faults", json={"fail_next": ["rate_limited", "overloaded"],
+    httpx.post(f"{url}/_cfopt/faults", headers={"x-api-key": "k"}, json={"fail_next": ["rate_limited", "overloaded"],
                                              "retry_after_s": 500.0})
 
     async def main() -> list[Exception]:

@@ -77,7 +77,7 @@ def test_metrics_after_a_loadtest_equal_the_loadtests_own_figures(served):
     by_status = {"429": "rate_limit_error", "529": "overloaded_error", "500": "api_error"}
     for kind, n in lt["errors"].items():
         assert total(m, "cfopt_errors_total", type=by_status[kind.split()[1]]) == n, kind
-    stats = httpx.get(f"{served}/_cfopt/stats", timeout=10).json()
+    stats = httpx.get(f"{served}/_cfopt/stats", headers={"x-api-key": "k"}, timeout=10).json()
     assert total(m, "cfopt_cost_usd_total") == pytest.approx(stats["cost_usd"], rel=1e-6)
     assert total(m, "cfopt_tokens_total", kind="output") > 0
     # Latency buckets are cumulative and end with +Inf holding every observation.
@@ -118,7 +118,7 @@ def test_grafana_dashboard_queries_only_metrics_that_exist():
     from cfopt.server.app import create_app
     from cfopt.server.config import ServerConfig
     with TestClient(create_app(ServerConfig(time_scale=1000))) as client:
-        client.get("/_cfopt/health")
+        client.get("/_cfopt/health", headers={"x-api-key": "k"})
         known = {f.name for f in text_string_to_metric_families(client.get("/metrics").text)}
     known |= {f.name for f in text_string_to_metric_families(exporter.text())}
     names = {s.name for f in text_string_to_metric_families(exporter.text()) for s in f.samples}

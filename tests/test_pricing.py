@@ -7,6 +7,7 @@ spec), not read back from the catalog, so a wrong catalog entry fails here.
 from __future__ import annotations
 
 import pytest
+from catalog_support import demo_unsplash_catalog
 
 from cfopt.clock import VirtualClock
 from cfopt.errors import ConfigError, RateLimited
@@ -127,8 +128,10 @@ def test_exercise_photo_searches_are_free_for_50_an_hour_then_charged():
     assert unsplash.send(Call("unsplash-search", "fresh hour")).cost_usd == 0.0
 
 
-def test_list_photo_searches_are_free_and_capped_at_50_an_hour():
-    unsplash = UnsplashProvider(clock=VirtualClock(), catalog=LIST)
+def test_list_photo_searches_are_free_and_capped_an_hour():
+    # Production access (5,000 an hour) at list prices; a demo app's 50 shows the cap quickly.
+    assert LIST.photo.hard_limit_per_hour == 5000 and LIST.photo.price_after_free == 0.0
+    unsplash = UnsplashProvider(clock=VirtualClock(), catalog=demo_unsplash_catalog())
     assert sum(unsplash.send(Call("unsplash-search", f"q{i}")).cost_usd for i in range(50)) == 0.0
     with pytest.raises(RateLimited):
         unsplash.send(Call("unsplash-search", "one too many"))

@@ -126,13 +126,13 @@ class WatchedStore(MemoryStore):
         for key, value in list(self._values.items()):
             self.peak[key] = max(self.peak[key], value)
 
-    def try_reserve(self, keys, limits, amount):
-        i = super().try_reserve(keys, limits, amount)
+    def try_reserve(self, keys, limits, amount, **kw):
+        out = super().try_reserve(keys, limits, amount, **kw)
         self._watch()
-        return i
+        return out
 
-    def settle(self, held_keys, spent_keys, held, actual):
-        super().settle(held_keys, spent_keys, held, actual)
+    def settle(self, lease, held_keys, spent_keys, actual):
+        super().settle(lease, held_keys, spent_keys, actual)
         self._watch()
 
 

@@ -46,7 +46,7 @@ def twin(config: ServerConfig) -> Providers:
 
 
 def stats(url: str) -> dict:
-    return HTTP.get(f"{url}/_cfopt/stats").json()
+    return HTTP.get(f"{url}/_cfopt/stats", headers=KEY).json()
 
 
 def sse(text: str) -> list[dict]:
@@ -157,7 +157,7 @@ def test_unknown_path_is_a_404_in_anthropic_shape(serve):
     ("server_error", 500, "api_error"), ("timeout", 504, "timeout_error")])
 def test_planned_faults_answer_with_the_real_status(serve, kind, status, error_type):
     url = serve(ServerConfig(time_scale=4))
-    HTTP.post(f"{url}/_cfopt/faults", json={"fail_next": [kind], "retry_after_s": 6.0})
+    HTTP.post(f"{url}/_cfopt/faults", headers=KEY, json={"fail_next": [kind], "retry_after_s": 6.0})
     r = HTTP.post(f"{url}/v1/messages", headers=KEY, json=HAIKU)
     assert r.status_code == status and r.json()["error"]["type"] == error_type
     if kind == "rate_limited":  # 6 simulated seconds at 4x: 1.5 s on the wall
@@ -191,7 +191,7 @@ def test_stream_follows_anthropic_event_order_and_paces_tokens(serve):
     expected = twin(config).claude.simulate(Call("sonnet", prompt, max_tokens=800))
     events, first_delta_at = [], None
     with httpx.Client() as client:   # made beforehand: a new client costs ~0.1 s of TLS set-up
-        client.get(f"{url}/_cfopt/health")
+        client.get(f"{url}/_cfopt/health", headers=KEY)
         t0 = time.perf_counter()
         with client.stream("POST", f"{url}/v1/messages", headers=KEY, json=body) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
@@ -317,7 +317,7 @@ def test_fal_errors(serve):
     assert r.status_code == 404 and "detail" in r.json()
     bad = HTTP.post(f"{url}/fal/flux_dev", headers=KEY, json={"prompt": "x", "image_size": "huge"})
     assert bad.status_code == 422
-    HTTP.post(f"{url}/_cfopt/faults", json={"provider": "fal", "fail_next": ["server_error"]})
+    HTTP.post(f"{url}/_cfopt/faults", headers=KEY, json={"provider": "fal", "fail_next": ["server_error"]})
     sub = HTTP.post(f"{url}/fal/flux_schnell", headers=KEY, json={"prompt": "x"}).json()
     while HTTP.get(sub["status_url"], headers=KEY).json()["status"] != "COMPLETED":
         time.sleep(0.005)
@@ -436,7 +436,7 @@ def test_cli_serve_prints_its_url_answers_and_stops_on_sigterm():
         # uvicorn shuts down gracefully, then re-raises the signal: the exit status says SIGTERM.
         assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
     with pytest.raises(httpx.ConnectError):
-        HTTP.get(f"{url}/_cfopt/health")
+        HTTP.get(f"{url}/_cfopt/health", headers=KEY)
     refused = subprocess.run([sys.executable, "-m", "cfopt.cli", "serve", "--host", "0.0.0.0"],
                              capture_output=True, text=True, timeout=30)
     assert refused.returncode == 2 and "not a loopback" in refused.stderr
@@ -448,16 +448,16 @@ def test_handshake_delay_holds_only_a_new_connections_first_request(serve):
         timings = []
         for _ in range(3):
             t0 = time.perf_counter()
-            assert client.get(f"{url}/_cfopt/health").json() == {"ok": True}
+            assert client.get(f"{url}/_cfopt/health", headers=KEY).json() == {"ok": True}
             timings.append(time.perf_counter() - t0)
     assert timings[0] >= 0.25 and max(timings[1:]) < 0.2   # reused: no handshake
 
 
 def test_fault_plan_endpoint_rejects_unknown_kinds(serve):
     url = serve(ServerConfig(time_scale=1000))
-    r = HTTP.post(f"{url}/_cfopt/faults", json={"fail_next": ["meteor"]})
+    r = HTTP.post(f"{url}/_cfopt/faults", headers=KEY, json={"fail_next": ["meteor"]})
     assert r.status_code == 400 and "meteor" in r.json()["error"]["message"]
-    ok = HTTP.post(f"{url}/_cfopt/faults", json={"provider": "unsplash", "fail_next": ["overloaded"]})
+    ok = HTTP.post(f"{url}/_cfopt/faults", headers=KEY, json={"provider": "unsplash", "fail_next": ["overloaded"]})
     assert ok.json() == {"pending_faults": {"unsplash": ["overloaded"]}}
     r = HTTP.get(f"{url}/unsplash/search/photos", params={"query": "x"}, headers=KEY)
     assert r.status_code == 529 and r.json() == {"errors": [r.json()["errors"][0]]}

@@ -29,11 +29,11 @@ def serve():
 
 
 def hits(url: str, route: str = "messages") -> int:
-    return httpx.get(f"{url}/_cfopt/stats").json()["by_route"].get(route, 0)
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": "k"}).json()["by_route"].get(route, 0)
 
 
 def plan(url: str, *kinds: str, retry_after_s: float = 1.0) -> None:
-    httpx.post(f"{url}/_cfopt/faults", json={"fail_next": list(kinds), "retry_after_s": retry_after_s})
+    httpx.post(f"{url}/_cfopt/faults", headers={"x-api-key": "k"}, json={"fail_next": list(kinds), "retry_after_s": retry_after_s})
 
 
 def test_create_parses_into_the_sdk_message_with_usage(serve):

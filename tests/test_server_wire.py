@@ -109,7 +109,7 @@ def test_every_answer_carries_the_rate_limit_headers(serve):
 
 def test_an_error_event_mid_stream_is_raised_by_the_sdk(serve):
     url = serve(ServerConfig(time_scale=1000))
-    httpx.post(f"{url}/_cfopt/faults", json={"fail_next": ["overloaded_mid_stream"]})
+    httpx.post(f"{url}/_cfopt/faults", headers={"x-api-key": KEY}, json={"fail_next": ["overloaded_mid_stream"]})
     got = []
     with pytest.raises(anthropic.APIStatusError) as err:
         with sdk(url).messages.stream(model="claude-haiku-5-5", max_tokens=300, messages=USER) as s:
@@ -199,7 +199,7 @@ FAL = {"authorization": "Key fal-test"}
 
 
 def _cost(url: str) -> float:
-    return httpx.get(f"{url}/_cfopt/stats").json()["cost_usd"]
+    return httpx.get(f"{url}/_cfopt/stats", headers={"x-api-key": KEY}).json()["cost_usd"]
 
 
 def test_a_9_second_1080p_clip_costs_what_fal_charges(serve):

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from cfopt.errors import WorkloadError
-from cfopt.workload import (MAX_PROMPT_CHARS, Request, dumps, iter_requests, load, loads,
-                            strip_intent, write_jsonl)
+from hypothesis import given, settings, strategies as st
+
+from cfopt.workload import (MAX_DEPTH, MAX_PROMPT_CHARS, MAX_T_S, Request, dumps, iter_requests, load,
+                            loads, strip_intent, write_jsonl)
 
 GOOD = '{"t": 0.5, "type": "text", "prompt": "Write a haiku about tea"}'
 GOOD2 = '{"t": 1.0, "type": "image", "prompt": "A red bicycle", "quality": "low"}'
@@ -60,6 +62,17 @@ BAD_LINES = [
     (obj(id=["a"]), "id", "string"),
     (obj(task=False), "task", "string"),
     (obj(intent={"x": 1}), "intent", "string"),
+    # issue 17: spans, depth and lone surrogates
+    (obj(t=1e10), "t", "MAX_T_S"),
+    (obj(t=1e13), "t", "MAX_T_S"),
+    (obj(t=1e308), "t", "MAX_T_S"),
+    (obj(t=MAX_T_S + 0.001), "t", "a year"),
+    ('{"t": 0, "type": "text", "prompt": "bad \\ud800 here"}', "prompt", "lone surrogate"),
+    ('{"t": 0, "type": "text", "prompt": "x", "user": "\\udfff"}', "user", "lone surrogate"),
+    ('{"t": 0, "type": "text", "prompt": "x", "id": "a\\ud83d"}', "id", "lone surrogate"),
+    ('{"t": 0, "type": "text", "prompt": "x", "meta": {"tags": ["ok", "\\udc00"]}}', "meta",
+     "meta.tags.1"),
+    ('{"t": 0, "type": "text", "prompt": "x", "meta": {"\\ud800": 1}}', "meta", "lone surrogate"),
 ]
 
 
@@ -233,3 +246,66 @@ def test_loads_dumps_and_strip_intent():
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "nope.jsonl")
+
+
+# -- issue 17: depth, surrogates and span, with file:line ---------------------------------------
+def test_a_line_nested_100000_deep_is_refused_unparsed_with_file_and_line(tmp_path):
+    deep = '{"t": 0, "type": "text", "prompt": "x", "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = write_lines(tmp_path, GOOD, deep)
+    with pytest.raises(WorkloadError, match=rf"w.jsonl:2: JSON nested deeper than {MAX_DEPTH}") as e:
+        load(path)
+    assert e.value.line == 2 and e.value.path == str(path)
+
+
+def test_nesting_up_to_the_limit_is_accepted_and_round_trips(tmp_path):
+    nested: object = "leaf"
+    for _ in range(MAX_DEPTH - 1):   # the line's own object is the first level
+        nested = [nested]
+    line = json.dumps({"t": 0, "type": "text", "prompt": "x", "deep": nested})
+    assert loads(line).extra["deep"] == nested
+    with pytest.raises(WorkloadError, match="nested deeper"):
+        loads(json.dumps({"t": 0, "type": "text", "prompt": "x", "deep": [nested]}))
+
+
+def test_t_at_the_documented_span_is_accepted_and_replays_fast(tmp_path):
+    import time
+    from cfopt.pipeline import Pipeline, PipelineConfig
+    path = write_lines(tmp_path, obj(t=0.0, prompt="red bicycle", type="photo"),
+                       obj(t=MAX_T_S, prompt="red bicycle", type="photo"))
+    requests = load(path)
+    t0 = time.perf_counter()
+    run = Pipeline(PipelineConfig()).run(requests)
+    took = time.perf_counter() - t0
+    print(f"\nreplay of 2 requests a year apart (t = {MAX_T_S:,.0f} s): {took * 1000:.0f} ms")
+    assert [o.source for o in run.outcomes] == ["provider", "provider"]  # the photo TTL passed
+
+
+def test_t_1e308_ends_cfopt_report_at_once_with_file_and_line(tmp_path, capsys):
+    from cfopt.cli import main
+    path = write_lines(tmp_path, GOOD, obj(t=1e308))
+    assert main(["report", "--workload", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: t is 1e+308 s" in err and "MAX_T_S" in err
+
+
+_FIELDS = ("prompt", "id", "user", "task", "intent", "extra_field")
+
+
+@settings(max_examples=150, deadline=None)
+@given(field=st.sampled_from(_FIELDS), text=st.text(min_size=1, max_size=20),
+       surrogate=st.integers(0xD800, 0xDFFF), at=st.integers(0, 20))
+def test_a_lone_surrogate_anywhere_is_refused_naming_the_field(field, text, surrogate, at):
+    value = text[:at] + chr(surrogate) + text[at:]
+    fields = {"t": 0, "type": "text", "prompt": "hello"}
+    fields[field] = value if field != "prompt" else value + "x"
+    line = json.dumps(fields)          # ensure_ascii: the surrogate travels as a \\uXXXX escape
+    with pytest.raises(WorkloadError, match="lone surrogate") as e:
+        loads(line)
+    assert e.value.field == field
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(min_size=1, max_size=40).filter(str.strip))
+def test_any_real_text_including_astral_characters_round_trips(text):
+    r = loads(json.dumps({"t": 0, "type": "text", "prompt": text, "note": text}))
+    assert r.prompt == text and loads(dumps(r)) == r

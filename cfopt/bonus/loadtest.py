@@ -8,10 +8,16 @@ errors. A dead server makes requests fail fast (connection refused) or time out;
 it ends within about ``duration_s + timeout_s``.
 
 Only this machine may be targeted. ``check_target`` accepts an IP literal in 127.0.0.0/8 or
-``::1``, or the name ``localhost`` when every address it resolves to is loopback (resolved from
-the hosts file: no DNS query leaves the machine). Any other name is refused *without* being
-resolved, so nothing external is ever looked up. The client ignores proxy variables
-(``trust_env=False``) and never follows redirects: traffic can only go where it was checked.
+``::1``, or the name ``localhost`` (``localhost.`` too) when every address it resolves to is
+loopback (resolved from the hosts file: no DNS query leaves the machine), and returns the
+address to use. The name is resolved once, here, and the client connects to that address (the
+``Host`` header keeps the name): what was checked is what is connected to, whatever a second
+resolution would say. Any other name is refused *without* being resolved, so nothing external
+is ever looked up. The client ignores proxy variables (``trust_env=False``) and never follows
+redirects: traffic can only go where it was checked.
+
+A run is bounded: ``duration_s`` at most ``MAX_DURATION_S`` (an hour) and ``timeout_s`` at most
+``MAX_TIMEOUT_S``, both finite.
 
 >>> check_target("http://127.0.0.1:8000")
 ('127.0.0.1', 8000)
@@ -25,6 +31,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
 import socket
 import time
 from collections import Counter
@@ -37,9 +44,12 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = ["LoadTestConfig", "LoadTestResult", "ENDPOINTS", "check_target", "run_loadtest",
-           "loadtest_command"]
+           "loadtest_command", "MAX_DURATION_S", "MAX_TIMEOUT_S"]
 
-ENDPOINTS = ("messages", "count_tokens", "photos", "health")
+# "mixed" goes round the others: Messages, token counts, batches, fal.ai, photos, health.
+ENDPOINTS = ("messages", "count_tokens", "photos", "health", "batches", "fal", "mixed")
+MAX_DURATION_S = 3600.0   # a load test of this machine needs no more than an hour
+MAX_TIMEOUT_S = 300.0     # a request silent for five minutes has failed
 _TOPICS = ("latte art", "linen shirts", "trail running", "sourdough", "home office", "tea")
 
 
@@ -49,7 +59,8 @@ def _refuse(host: str) -> ConfigError:
 
 
 def check_target(url: str) -> tuple[str, int]:
-    """Return the host and port of ``url`` if it is on this machine; else raise ``ConfigError``."""
+    """Return the address to connect to and the port, if ``url`` is on this machine; else raise
+    ``ConfigError``. A name is resolved here, once: connect to the address returned."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as e:
@@ -66,15 +77,15 @@ def check_target(url: str) -> tuple[str, int]:
         pass
     if host.lower().rstrip(".") != "localhost":
         raise _refuse(host)  # never resolved: a DNS query would itself leave the machine
-    try:
+    try:  # "localhost", without a trailing dot: the hosts file's name, not a DNS query
         infos = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise ConfigError(f"cannot resolve localhost: {e}") from None
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
-        raise ConfigError(f"refusing to load-test localhost: it resolves to {sorted(addresses)}, "
+    addresses = [info[4][0].split("%")[0] for info in infos]
+    if not addresses or not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        raise ConfigError(f"refusing to load-test localhost: it resolves to {sorted(set(addresses))}, "
                           "not only loopback addresses")
-    return host, port
+    return addresses[0], port
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,10 @@ class LoadTestConfig:
     def __post_init__(self) -> None:
         if self.requests < 1 or self.concurrency < 1 or self.give_up_after < 1:
             raise ConfigError(f"requests and concurrency must be at least 1: {self!r}")
-        if not self.duration_s > 0 or not self.timeout_s > 0:
-            raise ConfigError(f"duration_s and timeout_s must be positive: {self!r}")
+        for name, cap in (("duration_s", MAX_DURATION_S), ("timeout_s", MAX_TIMEOUT_S)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= cap):
+                raise ConfigError(f"{name} must be a number of seconds in (0, {cap:g}], got {value!r}")
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"unknown endpoint {self.endpoint!r}; known: {', '.join(ENDPOINTS)}")
         check_target(self.url)
@@ -138,18 +151,28 @@ class LoadTestResult:
         return "\n".join(lines)
 
 
+_ROUND = ("messages", "count_tokens", "batches", "fal", "photos", "health")
+
+
 def _request(cfg: LoadTestConfig, i: int) -> tuple[str, str, dict | None]:
     """Return method, path and JSON body of request ``i`` (prompts vary, deterministically)."""
     topic = _TOPICS[i % len(_TOPICS)]
-    if cfg.endpoint == "health":
+    endpoint = _ROUND[i % len(_ROUND)] if cfg.endpoint == "mixed" else cfg.endpoint
+    if endpoint == "health":
         return "GET", "/_cfopt/health", None
-    if cfg.endpoint == "photos":
+    if endpoint == "photos":
         return "GET", f"/unsplash/search/photos?query={topic.replace(' ', '+')}&per_page=10", None
+    if endpoint == "fal":
+        return "POST", "/fal/fal-ai/flux/schnell", {"prompt": f"a photo of {topic} (#{i})"}
     body: dict[str, Any] = {"model": cfg.model,
                             "messages": [{"role": "user",
                                           "content": f"Write a caption about {topic} (#{i})"}]}
-    if cfg.endpoint == "count_tokens":
+    if endpoint == "count_tokens":
         return "POST", "/v1/messages/count_tokens", body
+    if endpoint == "batches":
+        return "POST", "/v1/messages/batches", {"requests": [
+            {"custom_id": f"lt-{i}-{k}", "params": {**body, "max_tokens": cfg.max_tokens}}
+            for k in range(2)]}
     return "POST", "/v1/messages", {**body, "max_tokens": cfg.max_tokens}
 
 
@@ -160,9 +183,14 @@ async def _drive(cfg: LoadTestConfig) -> LoadTestResult:
     failing = 0  # transport errors in a row
     start = time.perf_counter()
     deadline = start + cfg.duration_s
-    headers = {"x-api-key": cfg.api_key, "anthropic-version": "2023-06-01"}
+    # Connect to the address check_target resolved, never to a name resolved again.
+    address, port = check_target(cfg.url)
+    parsed = httpx.URL(cfg.url)
+    base = str(parsed.copy_with(host=address, port=port)).rstrip("/")
+    headers = {"x-api-key": cfg.api_key, "anthropic-version": "2023-06-01",
+               "host": f"{parsed.host}:{port}" if parsed.port else parsed.host}
     limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
-    async with httpx.AsyncClient(base_url=cfg.url.rstrip("/"), headers=headers, limits=limits,
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
                                  timeout=httpx.Timeout(cfg.timeout_s), trust_env=False,
                                  follow_redirects=False) as client:
 
@@ -210,14 +238,14 @@ async def _drive(cfg: LoadTestConfig) -> LoadTestResult:
 
 def run_loadtest(config: LoadTestConfig) -> LoadTestResult:
     """Run the load test in ``config`` (on a fresh event loop) and return what it measured."""
-    check_target(config.url)  # again: a config can be built with object.__new__ tricks
-    return asyncio.run(_drive(config))
+    return asyncio.run(_drive(config))   # _drive checks the target again and connects to it
 
 
 def loadtest_command(args: argparse.Namespace) -> int:
     """``cfopt loadtest``: 0 when some requests succeeded, 1 when none did."""
     cfg = LoadTestConfig(url=args.url, requests=args.requests, concurrency=args.concurrency,
-                         duration_s=args.duration, timeout_s=args.timeout, endpoint=args.endpoint)
+                         duration_s=args.duration, timeout_s=args.timeout, endpoint=args.endpoint,
+                         api_key=getattr(args, "api_key", "cfopt-loadtest"))
     result = run_loadtest(cfg)
     print(json.dumps(result.as_dict(), indent=2) if args.json else result.format())
     return 0 if result.ok else 1

@@ -4,6 +4,8 @@ and hold spending to budgets with alerts.
 The stage the pipeline runs is ``CostOptimizer``; ``UsageTracker`` keeps the budgets.
 """
 from .budget import BudgetConfig, BudgetStore, MemoryStore, RedisStore, Reservation, UsageStats, UsageTracker
+from .budget_redis import reconcile
+from .ledger import UsageLedger
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt, naive_compress
 from .optimizer import PREMIUM, Batch, CostOptimizer, ModelChoice, TaskAnalysis
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, elo_share, load_quality
@@ -14,4 +16,4 @@ __all__ = ["CostOptimizer", "PREMIUM", "TaskAnalysis", "ModelChoice", "Batch",
            "CompressionRules", "CompressionResult", "DEFAULT_RULES", "compress_prompt",
            "naive_compress", "protected_spans",
            "BudgetConfig", "UsageTracker", "UsageStats", "Reservation", "BudgetStore",
-           "MemoryStore", "RedisStore"]
+           "MemoryStore", "RedisStore", "UsageLedger", "reconcile"]

@@ -23,19 +23,27 @@ cheapest model that still meets its quality need (the ``fallbacks`` the caller p
 Traceback (most recent call last):
 ...
 cfopt.errors.BudgetExceeded: daily budget of $0.01 exceeded: $0.0101 spent or reserved, this call needs up to $0.0101
+
+Budgets fail closed: when the store cannot take a reservation (Redis unreachable, its pool
+saturated, its counters reset) ``reserve`` raises ``BudgetStoreError`` and no call is sent.
+A settlement the store cannot take is kept (``UsageStats.unsettled``) and sent again before the
+next reservation; the hold stays meanwhile, and its lease (``BudgetConfig.lease_s``) bounds how
+long it can outlive a process that died.
 """
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .budget_store import BudgetStore, MemoryStore, RedisStore
+from .budget_redis import RedisStore
+from .budget_store import DEFAULT_LEASE_S, BudgetStore, MemoryStore
 from ..clock import Clock, VirtualClock
-from ..errors import BudgetExceeded, ConfigError
+from ..errors import BudgetExceeded, BudgetStoreError, ConfigError
 from ..events import Event, EventBus
 from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog, megapixels
 from ..providers.base import DEFAULT_MAX_TOKENS, Call, Provider, Result
@@ -58,6 +66,8 @@ class BudgetConfig:
     on_exhausted: str = "refuse"           # or "downgrade"
     start_date: str = "2026-11-01"         # the calendar day at clock time 0
     input_overhead_tokens: int = 16        # role markers a provider bills on top of the text
+    lease_s: float = DEFAULT_LEASE_S       # a hold never settled is freed after this long
+    batch_lease_s: float = 25 * 3600.0     # batch calls may take 24 h to end (real API)
 
     def __post_init__(self) -> None:
         if not self.daily_usd > 0 or not self.monthly_usd > 0:
@@ -70,6 +80,11 @@ class BudgetConfig:
             dt.date.fromisoformat(self.start_date)
         except (TypeError, ValueError):
             raise ConfigError(f"start_date must be an ISO date, got {self.start_date!r}") from None
+        for name in ("lease_s", "batch_lease_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
 
     @classmethod
     def from_catalog(cls, catalog: PriceCatalog, **overrides) -> "BudgetConfig":
@@ -96,6 +111,9 @@ class UsageStats:
     refused: int = 0          # BudgetExceeded raised
     downgraded: int = 0       # calls moved to a cheaper adequate model at 100%
     overruns: int = 0         # settled above the reservation: the worst case was wrong
+    store_errors: int = 0     # reservations refused because the store failed (fail closed)
+    settle_errors: int = 0    # settlements the store could not take at first (sent again later)
+    unsettled: int = 0        # settlements still waiting for the store right now
     spend_usd: float = 0.0
     reserved_usd: float = 0.0  # held right now by calls in flight
 
@@ -110,6 +128,7 @@ class Reservation:
     periods: dict[str, str] = field(repr=False)
     user: str | None = None
     downgraded_from: str | None = None
+    lease: str = field(default="", repr=False)   # the store's id of this hold
 
 
 def _nano(usd: float, *, up: bool = False) -> int:
@@ -131,6 +150,7 @@ class UsageTracker:
         self.stats = UsageStats()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._owed: deque[tuple[str | None, list[str], list[str], int]] = deque()
         self._by: dict[str, dict[str, float]] = {d: defaultdict(float) for d in
                                                  ("provider", "model", "user", "day")}
 
@@ -165,51 +185,76 @@ class UsageTracker:
 
     def reserve(self, call: Call, *, user: str | None = None,
                 fallbacks: Sequence[str] = ()) -> Reservation:
-        """Hold the worst-case cost of ``call``; refuse or downgrade when a budget cannot."""
+        """Hold the worst-case cost of ``call``; refuse or downgrade when a budget cannot.
+
+        Raises ``BudgetExceeded`` at the cap and ``BudgetStoreError`` when the store cannot
+        answer: either way nothing is held and the call must not be sent.
+        """
         periods = self.config.periods(self.clock.now())
         amount = self.worst_case_usd(call)
-        failed = self._try(periods, amount)
+        lease_s = self.config.batch_lease_s if call.batch else self.config.lease_s
+        self._guarded(self.flush, strict=True)  # settlements owed go first: they free money
+        failed, lease = self._try(periods, amount, lease_s)
         if failed is None:
-            reservation = self._held(call, amount, periods, user)
+            reservation = self._held(call, amount, periods, user, lease)
             self._check_alerts(periods)
             return reservation
         if self.config.on_exhausted == "downgrade":
             for model in fallbacks:
                 cheaper = replace(call, model=model)
                 cost = self.worst_case_usd(cheaper)
-                if cost < amount and self._try(periods, cost) is None:
+                if cost >= amount:
+                    continue
+                failed_too, lease = self._try(periods, cost, lease_s)
+                if failed_too is None:
                     with self._lock:
                         self.stats.downgraded += 1
                     self._exhausted(failed, periods, amount)
-                    return self._held(cheaper, cost, periods, user, downgraded_from=call.model)
+                    return self._held(cheaper, cost, periods, user, lease, downgraded_from=call.model)
         with self._lock:
             self.stats.refused += 1
-        spent = self.store.get(f"held:{failed}:{periods[failed]}") / NANO
+        held = self._guarded(lambda: self.store.get(f"held:{failed}:{periods[failed]}"), strict=False)
+        spent = held / NANO if held is not None else self.config.limit(failed)
         self._exhausted(failed, periods, amount)
         raise BudgetExceeded(failed, self.config.limit(failed), spent, amount)
 
-    def _try(self, periods: dict[str, str], amount: float) -> str | None:
+    def _try(self, periods: dict[str, str], amount: float, lease_s: float) -> tuple[str | None, str]:
         keys = [f"held:{b}:{p}" for b, p in periods.items()]
         limits = [_nano(self.config.limit(b)) for b in periods]
-        i = self.store.try_reserve(keys, limits, _nano(amount, up=True))
-        return None if i < 0 else list(periods)[i]
+        i, lease = self._guarded(lambda: self.store.try_reserve(
+            keys, limits, _nano(amount, up=True), lease_s=lease_s), strict=True)
+        return (None, lease) if i < 0 else (list(periods)[i], "")
+
+    def _guarded(self, op, *, strict: bool):
+        """Run a store operation; count a failure, re-raise it when ``strict``, else None."""
+        try:
+            return op()
+        except BudgetStoreError:
+            if strict:
+                with self._lock:
+                    self.stats.store_errors += 1
+                raise
+            return None
 
     def _held(self, call: Call, amount: float, periods: dict[str, str], user: str | None,
-              downgraded_from: str | None = None) -> Reservation:
+              lease: str, downgraded_from: str | None = None) -> Reservation:
         with self._lock:
             self.stats.reserved_usd += amount
-        return Reservation(next(self._ids), call, amount, periods, user, downgraded_from)
+        return Reservation(next(self._ids), call, amount, periods, user, downgraded_from, lease)
 
     # -- money after a call -------------------------------------------------------------------
     def settle(self, reservation: Reservation, result: Result | None = None, *,
                retry: bool = False) -> float:
-        """Replace the hold with the actual cost of ``result`` (None: the call failed, free)."""
+        """Replace the hold with the actual cost of ``result`` (None: the call failed, free).
+
+        Never raises for the store: a settlement it cannot take now is sent again later.
+        """
         p = reservation.periods
         held = _nano(reservation.amount_usd, up=True)
         cost = 0.0 if result is None else self.catalog.cost(result.model, result.usage)
         actual = _nano(cost)
-        self.store.settle([f"held:{b}:{p[b]}" for b in p], [f"spent:{b}:{p[b]}" for b in p],
-                          held, actual)
+        self._send((reservation.lease or None, [f"held:{b}:{p[b]}" for b in p],
+                    [f"spent:{b}:{p[b]}" for b in p], actual))
         with self._lock:
             self.stats.reserved_usd -= reservation.amount_usd
             self.stats.overruns += actual > held
@@ -226,11 +271,42 @@ class UsageTracker:
         cost = 0.0 if cache_hit else self.catalog.cost(result.model, result.usage)
         p = self.config.periods(self.clock.now())
         if cost:
-            self.store.settle([], [f"spent:{b}:{p[b]}" for b in p] + [f"held:{b}:{p[b]}" for b in p],
-                              0, _nano(cost))
+            self._send((None, [f"held:{b}:{p[b]}" for b in p], [f"spent:{b}:{p[b]}" for b in p],
+                        _nano(cost)))
         self._account(result, cost, user, p["daily"], cache_hit=cache_hit, retry=retry)
         self._check_alerts(p)
         return cost
+
+    def _send(self, settlement: tuple[str | None, list[str], list[str], int]) -> None:
+        """Settle in the store now, or keep the settlement for ``flush`` if the store fails."""
+        self._guarded(self.flush, strict=False)
+        try:
+            self.store.settle(*settlement)
+        except BudgetStoreError:
+            with self._lock:
+                self._owed.append(settlement)
+                self.stats.settle_errors += 1
+                self.stats.unsettled = len(self._owed)
+
+    def flush(self) -> int:
+        """Send the settlements the store could not take before; return how many are left.
+
+        Raises ``BudgetStoreError`` (keeping the rest) when the store still cannot take them.
+        Settling twice counts once, so a settlement whose reply was lost is safe to resend.
+        """
+        while True:
+            with self._lock:
+                if not self._owed:
+                    self.stats.unsettled = 0
+                    return 0
+                settlement = self._owed.popleft()   # one sender at a time per settlement
+            try:
+                self.store.settle(*settlement)
+            except BudgetStoreError:
+                with self._lock:
+                    self._owed.appendleft(settlement)
+                    self.stats.unsettled = len(self._owed)
+                raise
 
     def _account(self, result: Result, cost: float, user: str | None, day: str, *,
                  cache_hit: bool = False, retry: bool = False) -> None:
@@ -275,7 +351,7 @@ class UsageTracker:
         if budget not in ("daily", "monthly"):
             raise ConfigError(f"budget must be 'daily' or 'monthly', got {budget!r}")
         period = self.config.periods(self.clock.now())[budget]
-        return self.store.get(f"spent:{budget}:{period}") / NANO
+        return self._guarded(lambda: self.store.get(f"spent:{budget}:{period}"), strict=True) / NANO
 
     def spend_by(self, dimension: str) -> dict[str, float]:
         """Spend so far by "provider", "model", "user" or "day" (this tracker's calls)."""
@@ -289,15 +365,22 @@ class UsageTracker:
         # Committed money (settled plus still held) crosses thresholds before settled spend
         # does, so the alert comes while there is still time to act, and in order: with many
         # calls in flight, settled spend can lag so far that the budget refuses a call first.
+        # Alerts are advice: a store that cannot answer now skips them, never fails the call.
         for budget, period in periods.items():
-            committed = self.store.get(f"held:{budget}:{period}") / NANO
+            held = self._guarded(lambda: self.store.get(f"held:{budget}:{period}"), strict=False)
+            if held is None:
+                return
+            committed = held / NANO
             limit = self.config.limit(budget)
             for t in self.config.thresholds:
                 if committed >= t * limit - 1e-12:
                     self._alert(budget, period, t, committed, "spent or reserved reached the threshold")
 
     def _exhausted(self, budget: str, periods: dict[str, str], amount: float) -> None:
-        committed = self.store.get(f"held:{budget}:{periods[budget]}") / NANO
+        held = self._guarded(lambda: self.store.get(f"held:{budget}:{periods[budget]}"), strict=False)
+        if held is None:
+            return
+        committed = held / NANO
         how = "downgrading" if self.config.on_exhausted == "downgrade" else "refusing"
         self._alert(budget, periods[budget], 1.0, committed,
                     f"the budget cannot take a call of ${amount:.4f}: {how}")
@@ -305,7 +388,8 @@ class UsageTracker:
     def _alert(self, budget: str, period: str, threshold: float, committed: float, why: str) -> None:
         if threshold not in self.config.thresholds:
             return
-        if self.store.first_time(f"alert:{budget}:{period}:{threshold}"):
+        if self._guarded(lambda: self.store.first_time(f"alert:{budget}:{period}:{threshold}"),
+                         strict=False):
             limit = self.config.limit(budget)
             self.bus.publish(Event(self.clock.now(), "alert", f"{budget} budget {threshold:.0%}",
                                    committed, {"budget": budget, "period": period, "threshold": threshold,

@@ -5,61 +5,110 @@ only if the result stays within its limit, and it does so for every budget (day 
 once or for none: one lock in memory, one Lua script in Redis, which Redis runs whole, so two
 processes can never both take the last dollar.
 
+Every hold has a *lease*: if its call is never settled (the process died, the settle could not
+reach the store), the next reservation after ``lease_s`` sweeps it and the money is free again.
+A settle that arrives after its lease ran out still counts the actual cost.
+
 >>> store = MemoryStore()
->>> store.try_reserve(["day"], [100], 60), store.try_reserve(["day"], [100], 60)
+>>> ok, lease = store.try_reserve(["day"], [100], 60, lease_s=600)
+>>> ok, store.try_reserve(["day"], [100], 60, lease_s=600)[0]
 (-1, 0)
->>> store.settle(["day"], ["spent"], held=60, actual=45); store.get("day"), store.get("spent")
+>>> store.settle(lease, ["day"], ["spent"], actual=45); store.get("day"), store.get("spent")
 (45, 45)
+
+``RedisStore`` (``budget_redis``) keeps the same counters in Redis, shared by processes.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
-__all__ = ["BudgetStore", "MemoryStore", "RedisStore"]
+__all__ = ["BudgetStore", "MemoryStore", "Lease", "DEFAULT_LEASE_S"]
+
+DEFAULT_LEASE_S = 600.0   # Anthropic refuses non-streaming calls expected to run past 10 minutes
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A hold in the store: its amount, budget keys, and the store time it runs out."""
+
+    id: str
+    amount: int
+    keys: tuple[str, ...]
+    expires_at: float
 
 
 class BudgetStore(Protocol):
     """Where budget counters live. Amounts are integer nano-dollars."""
 
-    def try_reserve(self, keys: Sequence[str], limits: Sequence[int], amount: int) -> int:
-        """Add ``amount`` to every key if none would pass its limit; -1 on success, else the
-        index of the first key that would."""
+    def try_reserve(self, keys: Sequence[str], limits: Sequence[int], amount: int, *,
+                    lease_s: float = DEFAULT_LEASE_S) -> tuple[int, str]:
+        """Add ``amount`` to every key if none would pass its limit: ``(-1, lease id)``; else
+        ``(index of the first key that would, "")``. Sweeps holds whose lease ran out first."""
 
-    def settle(self, held_keys: Sequence[str], spent_keys: Sequence[str], held: int,
+    def settle(self, lease: str | None, held_keys: Sequence[str], spent_keys: Sequence[str],
                actual: int) -> None:
-        """Release ``held`` from ``held_keys`` and add ``actual`` to both key lists."""
+        """Release ``lease``'s hold from ``held_keys`` and add ``actual`` to both key lists
+        (``lease=None``: money spent without a hold). Settling a lease twice counts it once."""
 
     def get(self, key: str) -> int: ...
 
     def first_time(self, key: str) -> bool:
         """True exactly once per key (for once-per-period alerts)."""
 
+    def leases(self) -> list[Lease]:
+        """The holds alive right now."""
+
 
 class MemoryStore:
-    """Counters in this process, behind one lock."""
+    """Counters in this process, behind one lock; leases on ``clock`` (monotonic seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._values: dict[str, int] = defaultdict(int)
         self._seen: set[str] = set()
+        self._leases: dict[str, Lease] = {}
+        self._due: list[tuple[float, str]] = []  # (expiry, lease id): a heap
+        self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
-        return f"MemoryStore(keys={len(self._values)})"
+        return f"MemoryStore(keys={len(self._values)}, leases={len(self._leases)})"
 
-    def try_reserve(self, keys: Sequence[str], limits: Sequence[int], amount: int) -> int:
+    def _sweep(self, now: float) -> None:
+        while self._due and self._due[0][0] <= now:
+            _, lease_id = heapq.heappop(self._due)
+            lease = self._leases.pop(lease_id, None)
+            if lease is not None:
+                for key in lease.keys:
+                    self._values[key] -= lease.amount
+
+    def try_reserve(self, keys: Sequence[str], limits: Sequence[int], amount: int, *,
+                    lease_s: float = DEFAULT_LEASE_S) -> tuple[int, str]:
         with self._lock:
+            now = self.clock()
+            self._sweep(now)
             for i, (key, limit) in enumerate(zip(keys, limits)):
                 if self._values[key] + amount > limit:
-                    return i
+                    return i, ""
             for key in keys:
                 self._values[key] += amount
-            return -1
+            lease = Lease(f"m{next(self._ids)}", amount, tuple(keys), now + lease_s)
+            self._leases[lease.id] = lease
+            heapq.heappush(self._due, (lease.expires_at, lease.id))
+            return -1, lease.id
 
-    def settle(self, held_keys: Sequence[str], spent_keys: Sequence[str], held: int, actual: int) -> None:
+    def settle(self, lease: str | None, held_keys: Sequence[str], spent_keys: Sequence[str],
+               actual: int) -> None:
         with self._lock:
+            hold = self._leases.pop(lease, None) if lease else None
+            held = hold.amount if hold is not None else 0  # swept already: the hold is gone
             for key in held_keys:
                 self._values[key] += actual - held
             for key in spent_keys:
@@ -76,58 +125,6 @@ class MemoryStore:
             self._seen.add(key)
             return True
 
-
-_RESERVE_LUA = """
-local amount = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') + amount > tonumber(ARGV[i + 2]) then return i - 1 end
-end
-for _, key in ipairs(KEYS) do
-  redis.call('INCRBY', key, amount)
-  redis.call('EXPIRE', key, tonumber(ARGV[2]))
-end
-return -1
-"""
-_SETTLE_LUA = """
-local held, actual, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for i, key in ipairs(KEYS) do
-  if i <= n then redis.call('INCRBY', key, actual - held) else redis.call('INCRBY', key, actual) end
-  redis.call('EXPIRE', key, tonumber(ARGV[4]))
-end
-return 0
-"""
-
-
-class RedisStore:
-    """Counters in Redis, shared by every process that uses the same URL and prefix.
-
-    Each reservation is one Lua script: Redis runs it whole, so two processes can never both
-    take the last dollar. Keys expire after ``ttl_s`` (longer than a month).
-    """
-
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "cfopt:budget",
-                 ttl_s: int = 40 * 86400, client=None) -> None:
-        import redis  # only needed when Redis is used
-        self.prefix, self.ttl_s = prefix, ttl_s
-        self._r = client if client is not None else redis.Redis.from_url(url)
-        self._reserve = self._r.register_script(_RESERVE_LUA)
-        self._settle = self._r.register_script(_SETTLE_LUA)
-
-    def __repr__(self) -> str:
-        return f"RedisStore(prefix={self.prefix!r})"  # never the URL: it may carry a password
-
-    def _k(self, key: str) -> str:
-        return f"{self.prefix}:{key}"
-
-    def try_reserve(self, keys: Sequence[str], limits: Sequence[int], amount: int) -> int:
-        return int(self._reserve(keys=[self._k(k) for k in keys], args=[amount, self.ttl_s, *limits]))
-
-    def settle(self, held_keys: Sequence[str], spent_keys: Sequence[str], held: int, actual: int) -> None:
-        self._settle(keys=[self._k(k) for k in (*held_keys, *spent_keys)],
-                     args=[held, actual, len(held_keys), self.ttl_s])
-
-    def get(self, key: str) -> int:
-        return int(self._r.get(self._k(key)) or 0)
-
-    def first_time(self, key: str) -> bool:
-        return bool(self._r.set(self._k(f"seen:{key}"), 1, nx=True, ex=self.ttl_s))
+    def leases(self) -> list[Lease]:
+        with self._lock:
+            return sorted(self._leases.values(), key=lambda lease: lease.expires_at)

@@ -83,7 +83,7 @@ from ..providers import Call, Faults, Providers, Result
 from ..workload import TEXT_TYPES, Request, strip_intent
 from .env import STAGES, RunEnv
 from .network import LOOKUP_S, NETWORK_RTT_S, SEMANTIC_LOOKUP_S, CountingSender
-from .tempdir import replay_dir
+from ..scratch import scratch_dir
 from .types import OPTIMIZATIONS, STREAMED_TYPES, Outcome, PipelineConfig, RunResult
 
 __all__ = ["OPTIMIZATIONS", "PipelineConfig", "Outcome", "RunResult", "Pipeline", "run_both"]
@@ -244,7 +244,7 @@ class Pipeline:
             raise ConfigError("this pipeline is running already")
         # The disk layer lives for one replay only: in RAM when the system offers it.
         where = self.cache_dir or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-        with replay_dir(where) as tmp:
+        with scratch_dir("cfopt-replay-", dir=where) as tmp:   # gone on every exit, signals too
             run = _Run(self, strip_intent(requests), tmp, progress)
             self._live = run
             try:
@@ -326,8 +326,9 @@ class _Run:
             outcomes = self.clock.run(self._main(every_s, on_tick, schedule))
             for layer in self.cache.layers if self.cache is not None else ():
                 st = layer.stats
+                # an outage or a damaged file must show in the report
                 layers[layer.name] = {"hits": st.hits, "misses": st.misses, "sets": st.sets,
-                                      "failures": st.failures}  # an outage must show in the report
+                                      "failures": st.failures, "corruptions": st.corruptions}
         finally:
             if self.cache is not None:
                 self.cache.release()

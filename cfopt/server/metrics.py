@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..events import Event, EventBus
 from ..monitoring.prometheus import CONTENT_TYPE, PrometheusExporter
 from ..providers.base import Call, Result
+from .state import ENDED_BY
 
 if TYPE_CHECKING:
     from .state import ServerState
@@ -114,7 +115,7 @@ class ServerMetrics:
         """Count one error answer by its wire type."""
         self.bus.publish(Event(self.state.clock.now(), "error", error_type))
 
-    def count_http(self, route: str, status: int, seconds: float) -> None:
+    def count_http(self, route: str, status: int | str, seconds: float) -> None:
         self.http_requests.labels(route, str(status)).inc()
         self.http_duration.labels(route).observe(seconds)
 
@@ -156,7 +157,8 @@ class HttpMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("endpoint"), "__name__", "unrouted")
-            self.metrics.count_http(route, status or 500, time.perf_counter() - t0)
+            # No answer reached the client (it left, or was too slow): the reason, never a status.
+            self.metrics.count_http(route, scope.get(ENDED_BY) or status or 500, time.perf_counter() - t0)
 
 
 def install(app: Any, state: "ServerState") -> None:

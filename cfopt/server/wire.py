@@ -9,6 +9,14 @@ answer the real API would give, through one helper, ``error_response``: Anthropi
 Keys are read from ``x-api-key`` or ``Authorization: Bearer|Key|Client-ID``; no error message,
 log line or repr ever contains one.
 
+Every error answer goes through ``error_response`` (``error_bytes`` renders the same answer for
+the connection layer, which has no request to answer through starlette). An error that ends
+the connection (``close=True``: a request too slow or malformed, a server fault) says so with
+``Connection: close``, so a client never reuses a connection the server is about to drop.
+
+Bodies are checked before they are parsed (size, then nesting depth) and after (numbers that
+are not JSON numbers, lone surrogates): every body gets a 4xx in the API's own shape.
+
 >>> e = WireError(404, "not_found_error", "model: claude-nope")
 >>> e.body("req_011")
 {'type': 'error', 'error': {'type': 'not_found_error', 'message': 'model: claude-nope'}, 'request_id': 'req_011'}
@@ -22,16 +30,18 @@ from __future__ import annotations
 import hmac
 import json
 import math
+from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import ProviderError, RateLimited
+from ..jsonlimits import MAX_DEPTH, lone_surrogate, too_deep
 
 __all__ = ["WireError", "read_json", "api_key", "require_key", "require_anthropic", "page_params",
-           "retry_headers",
-           "error_response", "provider_error", "request_id_of", "page", "STYLES"]
+           "retry_headers", "error_response", "error_bytes", "provider_error", "request_id_of", "page",
+           "STYLES"]
 
 STYLES = ("anthropic", "fal", "unsplash")
 _AUTH_SCHEMES = ("bearer", "key", "client-id")  # Anthropic SDK, fal.ai, Unsplash
@@ -41,11 +51,12 @@ class WireError(Exception):
     """An HTTP error answer: status, Anthropic's error type, a message, extra headers."""
 
     def __init__(self, status: int, error_type: str, message: str, *,
-                 headers: dict[str, str] | None = None, style: str = "anthropic") -> None:
+                 headers: dict[str, str] | None = None, style: str = "anthropic",
+                 close: bool = False) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown error style {style!r}; known: {', '.join(STYLES)}")
         self.status, self.error_type, self.message = status, error_type, message
-        self.headers, self.style = dict(headers or {}), style
+        self.headers, self.style, self.close = dict(headers or {}), style, close
         super().__init__(f"{status} {error_type}: {message}")
 
     def body(self, request_id: str = "") -> dict[str, Any]:
@@ -78,9 +89,24 @@ def error_response(e: WireError, request: Request | str | None = None) -> Respon
     headers = dict(e.headers)
     if request_id and isinstance(request, str):   # in the app, the middleware sets the header
         headers["request-id"] = request_id
+    if e.close:
+        headers["connection"] = "close"
     if e.style == "unsplash" and e.status == 403:
         return PlainTextResponse(e.message, status_code=403, headers=headers)
     return JSONResponse(e.body(request_id), status_code=e.status, headers=headers)
+
+
+def error_bytes(e: WireError, request_id: str = "") -> bytes:
+    """``error_response(e, request_id)`` as raw HTTP/1.1 bytes, ending the connection.
+
+    >>> error_bytes(WireError(408, "timeout_error", "slow"), "req_1").split(b"\\r\\n")[0]
+    b'HTTP/1.1 408 Request Timeout'
+    """
+    response = error_response(WireError(e.status, e.error_type, e.message, headers=e.headers,
+                                        style=e.style, close=True), request_id)
+    head = [f"HTTP/1.1 {e.status} {HTTPStatus(e.status).phrase}".encode()]
+    head += [name + b": " + value for name, value in response.raw_headers]
+    return b"\r\n".join(head) + b"\r\n\r\n" + bytes(response.body)
 
 
 def retry_headers(e: ProviderError, *, time_scale: float) -> dict[str, str]:
@@ -99,13 +125,26 @@ def provider_error(e: ProviderError, *, time_scale: float, style: str = "anthrop
                      headers=retry_headers(e, time_scale=time_scale))
 
 
+class _NotJSON(ValueError):
+    """A constant Python's parser accepts and JSON has not (NaN, Infinity)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not a JSON number")
+
+
 async def read_json(request: Request, limit: int, *, style: str = "anthropic") -> Any:
-    """The request's JSON body; 413 past ``limit`` bytes (read no further), 400 if not JSON."""
+    """The request's JSON body; 413 past ``limit`` bytes (read no further), 400 if not JSON.
+
+    Checked in order, each failure a 4xx in the API's shape: the declared size, the size read,
+    the nesting depth (before parsing: Python's parser recurses per level), the JSON itself
+    (NaN, Infinity and integers past Python's 4,300 digits included), lone surrogates.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise WireError(413, "request_too_large",
                         f"request body of {int(declared):,} bytes exceeds the {limit:,}-byte limit",
-                        style=style)
+                        style=style)   # uvicorn discards the rest; the connection stays usable
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -117,13 +156,27 @@ async def read_json(request: Request, limit: int, *, style: str = "anthropic") -
     if not raw.strip():
         raise WireError(400, "invalid_request_error", "request body is empty; expected JSON",
                         style=style)
+    deep = too_deep(raw, MAX_DEPTH)
+    if deep is not None:
+        raise WireError(400, "invalid_request_error", f"request body nests deeper than {MAX_DEPTH} "
+                        f"levels (at byte {deep})", style=style)
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         # The decoder's message names a position, never the body: the body may hold secrets.
         raise WireError(400, "invalid_request_error",
                         f"request body is not valid JSON: {err.__class__.__name__} at byte "
                         f"{getattr(err, 'pos', getattr(err, 'start', 0))}", style=style) from None
+    except ValueError as err:  # NaN / Infinity, or an integer past Python's digit limit
+        why = str(err) if isinstance(err, _NotJSON) else "a number too long to read"
+        raise WireError(400, "invalid_request_error", f"request body is not valid JSON: {why}",
+                        style=style) from None
+    where = lone_surrogate(body)
+    if where is not None:
+        raise WireError(400, "invalid_request_error",
+                        f"{where or 'body'}: a lone surrogate (half of a UTF-16 pair) is not text",
+                        style=style)
+    return body
 
 
 def api_key(request: Request) -> str | None:

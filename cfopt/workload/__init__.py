@@ -14,13 +14,13 @@ The public surface, re-exported from small private modules:
 >>> stats.requests, stats.hit_rate_ceiling >= stats.exact_repeat_ceiling
 (200, True)
 """
-from ._format import (MAX_LINE_BYTES, MAX_PROMPT_CHARS, PRIORITIES, QUALITIES, TEXT_TYPES, TYPES, Request,
-                      dumps, iter_requests, load, loads, strip_intent, write_jsonl)
+from ._format import (MAX_DEPTH, MAX_LINE_BYTES, MAX_PROMPT_CHARS, MAX_T_S, PRIORITIES, QUALITIES,
+                      TEXT_TYPES, TYPES, Request, dumps, iter_requests, load, loads, strip_intent, write_jsonl)
 from ._generate import generate
 from ._stats import WorkloadStats, workload_stats
 
 __all__ = [
     "Request", "TYPES", "TEXT_TYPES", "QUALITIES", "PRIORITIES", "MAX_PROMPT_CHARS", "MAX_LINE_BYTES",
-    "load", "iter_requests", "write_jsonl", "dumps", "loads", "strip_intent",
+    "MAX_T_S", "MAX_DEPTH", "load", "iter_requests", "write_jsonl", "dumps", "loads", "strip_intent",
     "generate", "WorkloadStats", "workload_stats",
 ]

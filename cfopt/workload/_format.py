@@ -18,13 +18,17 @@ field at fault wherever the line parses far enough to tell):
 
 - the file is UTF-8 (a byte-order mark before the first line is allowed); each line is one JSON
   object; blank or whitespace-only lines are skipped, and line numbers count them;
-- ``t`` is a number (not ``true``), at least 0 and never smaller than the line before;
-  ``NaN`` and ``Infinity`` are refused in any field;
+- ``t`` is a number (not ``true``), at least 0, at most ``MAX_T_S`` (a year: the longest span
+  a workload may cover) and never smaller than the line before; ``NaN`` and ``Infinity`` are
+  refused in any field;
 - ``type``, ``quality`` and ``priority`` take one of their listed values;
 - ``prompt`` is a string with a non-blank character and at most ``MAX_PROMPT_CHARS`` characters;
 - ``max_tokens`` is a positive integer (``true`` is not an integer here);
 - ``id``, ``user``, ``task`` and ``intent`` are strings; ``null`` means "not given";
-- ids are unique within a file; a line is at most ``MAX_LINE_BYTES`` bytes.
+- ids are unique within a file; a line is at most ``MAX_LINE_BYTES`` bytes and nests at most
+  ``MAX_DEPTH`` levels (checked before parsing: deeper JSON would crash Python's parser);
+- no string, key or nested value holds a lone surrogate (``"\\ud800"`` is valid JSON that no
+  UTF-8 encoder can write back).
 """
 from __future__ import annotations
 
@@ -36,9 +40,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import WorkloadError
+from ..jsonlimits import MAX_DEPTH, lone_surrogate, too_deep
 
 __all__ = [
     "Request", "TYPES", "TEXT_TYPES", "QUALITIES", "PRIORITIES", "MAX_PROMPT_CHARS", "MAX_LINE_BYTES",
+    "MAX_T_S", "MAX_DEPTH",
     "iter_requests", "load", "write_jsonl", "dumps", "loads", "strip_intent",
 ]
 
@@ -48,6 +54,7 @@ QUALITIES = ("low", "standard", "critical")
 PRIORITIES = ("high", "medium", "low")
 MAX_PROMPT_CHARS = 100_000      # ~25k tokens: far above any ContentFlow prompt, far below abuse
 MAX_LINE_BYTES = 16 * 1024 * 1024  # read no further: a longer line is refused unparsed
+MAX_T_S = 366 * 86400.0         # a year of traffic: budgets, TTLs and charts work in days, not aeons
 
 _KNOWN = ("id", "t", "user", "type", "task", "quality", "priority", "max_tokens", "prompt",
           "intent")  # also the order fields are written in
@@ -93,6 +100,9 @@ class Request:
             raise _fail(f"t must be a number of seconds, got {_show(t)}", "t")
         if not math.isfinite(t) or t < 0:
             raise _fail(f"t must be a finite number of seconds >= 0, got {t!r}", "t")
+        if t > MAX_T_S:
+            raise _fail(f"t is {t:g} s, past the longest span a workload may cover "
+                        f"(MAX_T_S = {MAX_T_S:,.0f} s, a year)", "t")
         object.__setattr__(self, "t", float(t))
         for name, allowed in (("type", TYPES), ("quality", QUALITIES), ("priority", PRIORITIES)):
             value = getattr(self, name)
@@ -121,6 +131,14 @@ class Request:
         clash = sorted(set(self.extra) & set(_KNOWN))
         if clash:
             raise _fail(f"extra repeats a known field: {', '.join(clash)}", clash[0])
+        for name in ("prompt", *_OPTIONAL_STR):
+            if lone_surrogate(getattr(self, name)) is not None:
+                raise _fail(f"{name} holds a lone surrogate (half of a UTF-16 pair), which UTF-8 "
+                            "cannot encode", name)
+        where = lone_surrogate(self.extra)
+        if where is not None:
+            raise _fail(f"{where} holds a lone surrogate (half of a UTF-16 pair), which UTF-8 "
+                        "cannot encode", where.split(".")[0])
 
     def __repr__(self) -> str:
         parts = [f"t={self.t!r}", f"type={self.type!r}", f"prompt={_short(self.prompt)!r}"]
@@ -193,6 +211,9 @@ def _field_with_bad_bytes(raw: bytes) -> str | None:
 
 
 def _parse_line(raw: bytes) -> Request:
+    deep = too_deep(raw, MAX_DEPTH)
+    if deep is not None:  # refused unparsed: Python's parser recurses once per level
+        raise WorkloadError(f"JSON nested deeper than {MAX_DEPTH} levels (at byte {deep} of the line)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

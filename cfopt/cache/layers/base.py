@@ -43,6 +43,7 @@ class LayerStats:
     entries: int = 0
     bytes: int = 0
     max_bytes: int | None = None
+    corruptions: int = 0     # damaged entries or files found, dropped and never served
 
     @property
     def hit_rate(self) -> float:
@@ -62,6 +63,7 @@ class CacheLayer(abc.ABC):
         self.namespace = check_namespace(namespace)
         self.max_value_bytes = max_value_bytes
         self.hits = self.misses = self.sets = self.evictions = self.failures = 0
+        self.corruptions = 0
 
     def accepts(self, kind: str) -> bool:
         """Say whether results of ``kind`` belong in this layer."""
@@ -129,4 +131,4 @@ class CacheLayer(abc.ABC):
 
     def _stats(self, entries: int, nbytes: int, max_bytes: int | None) -> LayerStats:
         return LayerStats(self.name, self.hits, self.misses, self.sets, self.evictions,
-                          self.failures, entries, nbytes, max_bytes)
+                          self.failures, entries, nbytes, max_bytes, self.corruptions)

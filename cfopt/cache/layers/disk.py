@@ -8,6 +8,14 @@ across processes; the least recently used entries go first.
 A broken file (deleted, made read-only, disk full) never raises to the caller: the operation
 is counted in ``failures`` and answers "miss"; a deleted file is re-created on the next call.
 
+A damaged file is never served from. At open the file must be a cfopt cache (SQLite's
+``application_id`` and ``user_version``) that passes ``PRAGMA quick_check``; a truncated file, a
+garbage header, another program's database, or one SQLite finds corrupt later, is moved aside
+(``cache.sqlite.corrupt-<time>-<pid>``, the last ``KEEP_QUARANTINED`` kept) and a fresh file
+is built in its place. Each entry carries a checksum of its namespace, key and value, checked on
+every read: an entry whose bytes changed is deleted and answers "miss". Both count in
+``stats.corruptions``.
+
 >>> import tempfile, os
 >>> from cfopt.clock import VirtualClock
 >>> clock = VirtualClock()
@@ -20,31 +28,58 @@ True
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import sqlite3
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from ...errors import ConfigError
 from .base import CacheLayer, LayerStats
 
-__all__ = ["DiskLayer"]
+__all__ = ["DiskLayer", "APPLICATION_ID", "SCHEMA_VERSION", "KEEP_QUARANTINED"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (ns TEXT, key TEXT, value BLOB, expires_at REAL,
-    size INTEGER, used REAL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_used ON entries (ns, used);
-CREATE TABLE IF NOT EXISTS totals (ns TEXT PRIMARY KEY, n INTEGER, b INTEGER);
-CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
-    INSERT INTO totals (ns, n, b) VALUES (new.ns, 1, new.size)
-    ON CONFLICT (ns) DO UPDATE SET n = n + 1, b = b + new.size; END;
-CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
-    UPDATE totals SET b = b - old.size + new.size WHERE ns = new.ns; END;
-CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
-    UPDATE totals SET n = n - 1, b = b - old.size WHERE ns = old.ns; END;
-"""
+log = logging.getLogger(__name__)
+
+APPLICATION_ID = 0x63666F70   # "cfop" in SQLite's header: this file is a cfopt cache
+SCHEMA_VERSION = 2            # 2: entries carry a checksum
+KEEP_QUARANTINED = 3          # damaged files kept for a look, newest first; older ones deleted
+_CORRUPT = (11, 26)           # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
+_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+_SCHEMA = (  # one statement each: they run inside the transaction that builds the file
+    """CREATE TABLE IF NOT EXISTS entries (ns TEXT, key TEXT, value BLOB, expires_at REAL,
+       size INTEGER, used REAL, crc BLOB, PRIMARY KEY (ns, key)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS entries_used ON entries (ns, used)",
+    "CREATE TABLE IF NOT EXISTS totals (ns TEXT PRIMARY KEY, n INTEGER, b INTEGER)",
+    """CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
+       INSERT INTO totals (ns, n, b) VALUES (new.ns, 1, new.size)
+       ON CONFLICT (ns) DO UPDATE SET n = n + 1, b = b + new.size; END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
+       UPDATE totals SET b = b - old.size + new.size WHERE ns = new.ns; END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
+       UPDATE totals SET n = n - 1, b = b - old.size WHERE ns = old.ns; END""",
+)
+
+
+class _Corrupt(Exception):
+    """The file is not a sound cfopt cache; the message says why."""
+
+
+def _corrupt(e: sqlite3.Error) -> bool:
+    return (getattr(e, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT
+
+
+def _checksum(namespace: str, key: str, value: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=8, person=b"cfopt-disk")
+    for part in (namespace.encode(), key.encode("utf-8", "surrogatepass")):
+        h.update(len(part).to_bytes(4, "big") + part)   # lengths: no two splits hash alike
+    h.update(value)
+    return h.digest()
 
 
 class DiskLayer(CacheLayer):
@@ -74,12 +109,79 @@ class DiskLayer(CacheLayer):
     # -- connection handling -------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        try:
+            db = self._checked()
+        except _Corrupt as why:
+            self._quarantine(str(why))
+            db = self._checked()   # a fresh file; if even that fails, the caller counts a failure
         self._inode = os.stat(self.path).st_ino
         return db
+
+    def _checked(self) -> sqlite3.Connection:
+        """Connect, check the file is a sound cfopt cache (or new), and set it up."""
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            app_id = self._check(db)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if app_id == 0:
+                db.execute("BEGIN IMMEDIATE")   # one process builds the file; the others wait
+                try:
+                    if self._check(db) == 0:
+                        # New, or a cache from before checksums: nothing to verify, start over.
+                        for statement in ("DROP TABLE IF EXISTS entries",
+                                          "DROP TABLE IF EXISTS totals", *_SCHEMA):
+                            db.execute(statement)
+                        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            return db
+        except BaseException as e:
+            db.close()
+            if isinstance(e, sqlite3.DatabaseError) and _corrupt(e):
+                raise _Corrupt(str(e)) from None
+            raise
+
+    @staticmethod
+    def _check(db: sqlite3.Connection) -> int:
+        """The file's application id: 0 for a new (or pre-checksum) cache, else ours; raise
+        ``_Corrupt`` for anything else, and for a cache that fails SQLite's quick check."""
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if app_id == 0 and tables <= {"entries", "totals"}:
+            return 0
+        if app_id != APPLICATION_ID:
+            raise _Corrupt(f"not a cfopt cache (application_id {app_id:#x}, tables {sorted(tables)})")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise _Corrupt(f"cfopt cache schema {version}, expected {SCHEMA_VERSION}")
+        problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise _Corrupt("quick_check: " + "; ".join(problems))
+        return app_id
+
+    def _quarantine(self, why: str) -> None:
+        """Move the damaged file (and its -wal, -shm) aside; keep the newest few."""
+        self.close()
+        self.corruptions += 1
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")   # sorts by time; unique per process
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        log.warning("disk cache %s is damaged (%s): moved to %s, starting a fresh one",
+                    self.path, why, aside.name)
+        for suffix in _SIDE_FILES:
+            try:
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            except FileNotFoundError:
+                pass
+        aside_files = [p for p in self.path.parent.glob(f"{self.path.name}.corrupt-*")
+                       if not p.name.endswith(_SIDE_FILES[1:])]
+        aside_files.sort(key=lambda p: p.name, reverse=True)   # the time stamp sorts them
+        for stale in aside_files[KEEP_QUARANTINED:]:
+            for suffix in _SIDE_FILES:
+                Path(f"{stale}{suffix}").unlink(missing_ok=True)
 
     def _connection(self) -> sqlite3.Connection:
         try:
@@ -95,9 +197,16 @@ class DiskLayer(CacheLayer):
         with self._lock:
             try:
                 return op(self._connection())
-            except (sqlite3.Error, OSError):
+            except sqlite3.DatabaseError as e:
+                if _corrupt(e):   # damaged while open: set it aside, the next call starts afresh
+                    self._quarantine(str(e))
+                else:
+                    self.close()  # start from a fresh connection next time
                 self.failures += 1
-                self.close()  # start from a fresh connection next time
+                return default
+            except OSError:
+                self.failures += 1
+                self.close()
                 return default
 
     def close(self) -> None:
@@ -115,15 +224,20 @@ class DiskLayer(CacheLayer):
         now = self.clock()
 
         def op(db: sqlite3.Connection) -> bytes | None:
-            row = db.execute("SELECT value, expires_at FROM entries WHERE ns=? AND key=?",
+            row = db.execute("SELECT value, expires_at, crc FROM entries WHERE ns=? AND key=?",
                              (self.namespace, key)).fetchone()
             if row is None:
                 return None
-            if row[1] <= now:
+            value = bytes(row[0]) if isinstance(row[0], (bytes, memoryview)) else None
+            if value is None or row[2] != _checksum(self.namespace, key, value):
+                self.corruptions += 1   # bytes changed on disk: never served
+                db.execute("DELETE FROM entries WHERE ns=? AND key=?", (self.namespace, key))
+                return None
+            if not isinstance(row[1], float) or row[1] <= now:
                 db.execute("DELETE FROM entries WHERE ns=? AND key=?", (self.namespace, key))
                 return None
             db.execute("UPDATE entries SET used=? WHERE ns=? AND key=?", (now, self.namespace, key))
-            return bytes(row[0])
+            return value
 
         value = self._run(op)
         if value is None:
@@ -145,10 +259,11 @@ class DiskLayer(CacheLayer):
         def op(db: sqlite3.Connection) -> bool:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, key) "
+                db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ns, key) "
                            "DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at, "
-                           "size=excluded.size, used=excluded.used",
-                           (self.namespace, key, data, now + ttl, size, now))
+                           "size=excluded.size, used=excluded.used, crc=excluded.crc",
+                           (self.namespace, key, data, float(now + ttl), size, now,
+                            _checksum(self.namespace, key, data)))
                 self._evict(db, now)
                 db.execute("COMMIT")
             except BaseException:
