@@ -3,8 +3,10 @@
     cfopt workload generate --requests N --seed S --out FILE
     cfopt workload stats FILE [--json]
     cfopt kit build [--check]
-    cfopt grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--timeout S] [--cell-timeout S]
-                                [--solutions DIR] [--jobs N]
+    cfopt kit release DIR
+    cfopt grade NOTEBOOK|FOLDER [--json] [--csv FILE] [--seed S] [--jobs N] [--timeout S]
+                                [--cell-timeout S] [--solutions DIR] [--no-sandbox] [--memory-mb M]
+                                [--cpu-s S] [--processes N] [--file-mb M] [--quiet]
     cfopt report --workload FILE [--seed S] [--prices P] [--redis URL] [--json] [--html FILE]
                  [--only X,Y] [--without X,Y] [--fault-rate R] [--contributions] [--strict]
     cfopt serve [--host H] [--port P] [--time-scale X] [--seed S] [--profile P] [--fault-rate R]
@@ -55,6 +57,8 @@ def _workload_stats(args: argparse.Namespace) -> int:
 
 
 def _kit_build(args: argparse.Namespace) -> int:
+    from .course.runner import skip_slow_optional_imports
+    skip_slow_optional_imports()
     from .course.kit import build_all
     stale = build_all(Path(args.solutions), Path(args.notebooks), check=args.check)
     if args.check and stale:
@@ -66,9 +70,16 @@ def _kit_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit_release(args: argparse.Namespace) -> int:
+    from .course.command import release_command
+    return release_command(args)
+
+
 def _grade(args: argparse.Namespace) -> int:
-    from .course.grading import grade_cli
-    return grade_cli(args)
+    from .course.runner import skip_slow_optional_imports
+    skip_slow_optional_imports()
+    from .course.command import grade_command
+    return grade_command(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -185,16 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--notebooks", default="notebooks")
     build.add_argument("--check", action="store_true", help="only report stale notebooks")
     build.set_defaults(func=_kit_build)
+    rel = kit_sub.add_parser("release", help="write the learners' copy: exercises, library, data; "
+                                             "no solutions, no hidden checks")
+    rel.add_argument("target", help="a new (or empty) folder")
+    rel.add_argument("--kit", default=None, help="the kit to release (default: this one)")
+    rel.set_defaults(func=_kit_release)
 
-    gr = sub.add_parser("grade", help="run a notebook (or a folder of them) and score its checks")
-    gr.add_argument("target", help="a notebook, or a folder of notebooks")
-    gr.add_argument("--json", action="store_true")
-    gr.add_argument("--csv", help="write one row per notebook to this CSV file")
-    gr.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook")
-    gr.add_argument("--cell-timeout", type=float, default=120.0, help="seconds per cell")
-    gr.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (folder mode)")
-    gr.add_argument("--solutions", default=None,
-                    help="folder of solution notebooks whose check cells are used (default: solutions/)")
+    from .course.command import add_grade_arguments
+    gr = sub.add_parser("grade", help="grade a notebook or a folder of submissions, each in a sandbox")
+    add_grade_arguments(gr)
     gr.set_defaults(func=_grade)
 
     sv = sub.add_parser("serve", help="run the simulated providers behind a local HTTP server")

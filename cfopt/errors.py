@@ -2,6 +2,7 @@
 
     CfoptError
     ├── ConfigError              an impossible argument or a bad catalog entry (also ValueError)
+    │   └── SandboxUnavailable   cfopt grade cannot isolate submissions on this machine
     ├── WorkloadError            a bad workload line: file, line number and field (also ValueError)
     ├── BudgetExceeded           a call would take a budget past its cap
     ├── BudgetStoreError         the budget store cannot take a reservation (unreachable,
@@ -21,7 +22,8 @@ took before it failed, so simulations charge the caller's time honestly.
 from __future__ import annotations
 
 __all__ = [
-    "CfoptError", "ConfigError", "WorkloadError", "BudgetExceeded", "BudgetStoreError", "ProviderError",
+    "CfoptError", "ConfigError", "SandboxUnavailable", "WorkloadError", "BudgetExceeded", "BudgetStoreError",
+    "ProviderError",
     "InvalidRequest", "AuthenticationError", "NotFound", "RateLimited", "ServerError",
     "Overloaded", "ProviderTimeout",
 ]
@@ -33,6 +35,10 @@ class CfoptError(Exception):
 
 class ConfigError(CfoptError, ValueError):
     """An impossible argument or a bad catalog entry."""
+
+
+class SandboxUnavailable(ConfigError):
+    """``cfopt grade`` cannot build a sandbox here (no bubblewrap, no namespaces); says why."""
 
 
 class WorkloadError(CfoptError, ValueError):

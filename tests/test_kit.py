@@ -28,6 +28,12 @@ def _check_cell(name: str, body: str, points: float = 1) -> nbformat.NotebookNod
     return new_code_cell(src, metadata={"cfopt": {"check": name, "points": points}})
 
 
+def _probe_cell(name: str, body: str = "probe.observe('f(2)', lambda: f(2))", **args) -> nbformat.NotebookNode:
+    extra = "".join(f", {k}={v!r}" for k, v in args.items())
+    src = f"from cfopt.course import kit\n@kit.probe({name!r}{extra})\ndef _(probe):\n    {body}"
+    return new_code_cell(src, metadata={"cfopt": {"probe": name}})
+
+
 def _source(cell) -> str:
     return "".join(cell["source"])
 
@@ -97,13 +103,15 @@ def _solved() -> nbformat.NotebookNode:
     top = new_code_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", metadata={"tags": ["keep"]})
     md = new_markdown_cell("Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->")
     return _notebook(new_markdown_cell("# Title"), fn, top, md,
-                     _check_cell("f doubles", "kit.expect_equal(f(2), 4, what='f(2)')", points=2))
+                     _check_cell("f doubles", "kit.expect_equal(f(2), 4, what='f(2)')", points=2),
+                     _probe_cell("f doubles"))
 
 
 def test_build_clears_outputs_keeps_metadata_and_tags_top_level_stubs():
     solved = _solved()
     out = kit.build_notebook(solved, name="t.ipynb")
-    assert [c["id"] for c in out["cells"]] == [c["id"] for c in solved["cells"]]
+    assert [c["id"] for c in out["cells"]] == [c["id"] for c in solved["cells"][:-1]]   # no probe
+    assert out["metadata"]["cfopt"] == {"exercise": "t"}
     assert solved["cells"][1]["outputs"], "the source notebook must be left untouched"
     _, fn, top, md, chk = out["cells"]
     assert fn["outputs"] == [] and fn["execution_count"] is None
@@ -186,6 +194,60 @@ def test_a_computed_check_name_is_accepted():
     cell = new_code_cell("NAME = 'c'\n@kit.check(NAME, points=2)\ndef _(): pass",
                          metadata={"cfopt": {"check": "c", "points": 2}})
     assert kit.check_cells(_notebook(cell)) == [(0, "c", 2)]
+
+
+@pytest.mark.parametrize("cells, problem", [
+    ([_check_cell("c", "pass")], r"check 'c' \(cell 0\) has no probe cell"),
+    ([_check_cell("c", "pass"), _probe_cell("c"), _probe_cell("c")], "a second probe cell for 'c'"),
+    ([_probe_cell("c")], "probe cell for 'c', but no check cell has that name"),
+    ([_check_cell("c", "pass"), new_code_cell("@kit.probe(NAME)\ndef _(p): pass", metadata={"cfopt": {"probe": "c"}})],
+     "arguments must be literals"),
+    ([_check_cell("c", "pass"), _probe_cell("c", reference="cfopt.nowhere.thing")], "has no attribute .nowhere."),
+    ([_check_cell("c", "pass"), _probe_cell("c", reference="nowhere.thing")], "no module of that name"),
+    ([_check_cell("c", "pass"), _probe_cell("c", reference="math.sqrt")], "not a Python function or class"),
+    ([_check_cell("c", "pass"), _probe_cell("c", verdict="vibes")], "verdict 'vibes' is not one of"),
+    ([_check_cell("c", "pass"), new_code_cell("x = 1", metadata={"cfopt": {"probe": "c"}})], "never calls kit.probe"),
+])
+def test_every_check_has_one_probe_with_literal_arguments(cells, problem):
+    with pytest.raises(ConfigError, match=problem):
+        kit.build_notebook(_notebook(*cells), name="p.ipynb")
+
+
+def test_a_probe_reads_its_reference_and_verdict_without_running():
+    nb = _notebook(_check_cell("c", "pass"), _probe_cell("c", reference=["cfopt.batching.priority.effective_rank"],
+                                                           verdict="share", rel=1e-6))
+    (probe,) = kit.probe_cells(nb).values()
+    assert (probe.index, probe.references, probe.verdict, dict(probe.params)) == (
+        1, ("cfopt.batching.priority.effective_rank",), "share", {"rel": 1e-6})
+
+
+def test_a_solution_names_its_own_exercise(tmp_path):
+    sol = tmp_path / "solutions"
+    sol.mkdir()
+    nb = _solved()
+    nb.metadata["cfopt"] = {"exercise": "02_other"}
+    nbformat.write(nb, sol / "01_t.ipynb")
+    with pytest.raises(ConfigError, match="cfopt.exercise is '02_other' but the file is 01_t.ipynb"):
+        kit.build_all(sol, tmp_path / "notebooks")
+
+
+def test_release_writes_the_learners_copy_without_solutions_or_probes(tmp_path, capsys):
+    from cfopt.cli import main
+    out = tmp_path / "class-2027"
+    assert main(["kit", "release", str(out)]) == 0
+    assert "no solutions, no probes" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"notebooks", "cfopt", "datasets", "pyproject.toml", "README.md"}
+    assert not (out / "solutions").exists() and not (out / "tests").exists() and not (out / ".git").exists()
+    assert sorted(p.name for p in (out / "notebooks").glob("*.ipynb")) == \
+        sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    for p in (out / "notebooks").glob("*.ipynb"):
+        assert p.read_text() == (REPO / "notebooks" / p.name).read_text()      # the exercises, as built
+        assert '"probe"' not in p.read_text() and "BEGIN SOLUTION" not in p.read_text()
+    assert not list(out.rglob("__pycache__"))
+    assert main(["kit", "release", str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main(["kit", "release", str(REPO / "build" / "x")]) == 2
+    assert "inside the kit" in capsys.readouterr().err
 
 
 def test_missing_solutions_folder_is_named(tmp_path):
@@ -300,10 +362,12 @@ def test_every_exercise_notebook_has_a_solution_source():
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
-def test_every_solution_has_uniquely_named_check_cells(path):
+def test_every_solution_has_uniquely_named_check_cells_each_with_a_probe(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
     checks = kit.check_cells(nb, str(path))   # raises on duplicate names
     assert checks, f"{path.name} has no check cell (metadata cfopt.check); every notebook needs one"
+    assert set(kit.probe_cells(nb, str(path))) == {name for _, name, _ in checks}
+    assert nb["metadata"]["cfopt"]["exercise"] == path.stem
     for idx, name, _ in checks:
         src = _source(nb["cells"][idx])
         assert "kit.check(" in src, f"{path.name}, cell {idx}: check {name!r} never calls kit.check"

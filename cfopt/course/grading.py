@@ -1,289 +1,375 @@
-"""Grade a learner's notebook: run it in a fresh kernel with the solution's check cells.
+"""Grade learners' notebooks: each in a sandbox of its own, scored by probes, verdicts outside.
 
-Like nbgrader, the checks that count are the solution's, not the learner's copy: every check
-cell of the learner's notebook is replaced by the solution cell of the same name, and a check the
-learner deleted is put back where the solution has it. The notebook then runs top to bottom in a
-new ``python3`` kernel from this environment (cells that raise do not stop it); each check's
-verdict is read from the ``application/vnd.cfopt.check+json`` output ``kit.check`` leaves.
+For one submission ``cfopt grade``
 
-A notebook that hangs or kills its kernel still gets a report: ``error`` says what happened and
-where, and the checks that never ran fail with that reason. Grading never raises for what a
-learner wrote; it raises ``ConfigError`` only for bad input (no such file, no solution).
+1. finds its exercise by the notebook's metadata (``cfopt.exercise``, written by ``cfopt kit
+   build``), whatever the file is called, and the solution of that exercise;
+2. replaces its check cells with the solution's (like nbgrader) and reads the code the learner
+   wrote for signs of tampering (``cfopt.course.scan``);
+3. runs it top to bottom in a sandbox (``cfopt.course.sandbox``, ``cfopt.course.runner``), then,
+   after its cells finished, sends the seed and the solution's probe cells, which call the
+   learner's functions on visible and hidden cases (``cfopt.course.probe``);
+4. runs the solution the same way on the same seed (once per exercise), and
+5. judges each check outside both sandboxes by comparing the two sets of observations
+   (``cfopt.course.verdicts``). The learner's own check cells still run, for the feedback the
+   learner saw, but they do not count.
+
+A submission that tampered gets nothing for the checks involved, and ``tampered`` says why.
+A notebook that hangs or crashes still gets a report that says what happened and where.
+Grading never raises for what a learner wrote; it raises ``ConfigError`` for bad input.
 """
 from __future__ import annotations
 
-import argparse
-import copy
-import csv
+import hashlib
 import json
-import sys
-from dataclasses import dataclass, field
+import secrets
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Mapping
 
-from .checks import MIME_TYPE
 from ..errors import ConfigError
-from .kit import check_cells
+from .exercises import Exercise, Solutions, load_notebook, merge_checks
+from .redact import Redactor
+from .report import CheckOutcome, GradeReport, student_of
+from .sandbox import DEFAULT_LIMITS, Limits, require_sandbox
+from .scan import Evidence, scan_notebook
+from .verdicts import judge
 
-__all__ = ["CheckOutcome", "GradeReport", "grade", "grade_folder", "write_csv", "find_solution",
-           "merge_checks", "grade_cli", "DEFAULT_TIMEOUT_S", "DEFAULT_CELL_TIMEOUT_S"]
+__all__ = ["GradeOptions", "grade", "grade_folder", "DEFAULT_TIMEOUT_S", "DEFAULT_CELL_TIMEOUT_S"]
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CELL_TIMEOUT_S = 120.0
-KERNEL_ENV = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "CFOPT_GRADING": "1"}
+# (solution digest, seed, options) -> its run: grading the same exercise again, in this process,
+# reuses the solution's observations instead of running it once more
+_SOLUTION_RUNS: dict[tuple[Any, ...], "_Raw"] = {}
 
 
 @dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """One check's verdict in a grade."""
+class GradeOptions:
+    """How to grade: where the solutions are, time limits, the seed, the sandbox and its limits."""
 
-    name: str
-    passed: bool
-    feedback: str
-    points: float = 1
+    solutions: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT_S
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT_S
+    seed: int | None = None          # None: a fresh random seed, reported with the grades
+    sandbox: bool = True
+    limits: Limits = DEFAULT_LIMITS
 
-    @property
-    def earned(self) -> float:
-        return self.points if self.passed else 0
 
+# --- one run in a sandbox, and what came back -------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class GradeReport:
-    """Every check of one notebook, its score, and what went wrong if the run broke off."""
+class _Raw:
+    """What a run of one notebook gave: phase answers, or why there are none."""
 
-    notebook: str
-    checks: tuple[CheckOutcome, ...]
+    where: Mapping[str, int]
+    nonce: str
+    phase1: Mapping[str, Any] | None = None
+    phase2: Mapping[str, Any] | None = None
     error: str | None = None
-    cell_errors: tuple[str, ...] = field(default=())
     seconds: float = 0.0
-
-    @property
-    def score(self) -> float:
-        return sum(c.earned for c in self.checks)
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.points for c in self.checks)
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.score / self.max_score if self.max_score else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the JSON form: notebook, checks, score, max_score, error, cell_errors, seconds."""
-        return {
-            "notebook": self.notebook,
-            "checks": [{"name": c.name, "passed": c.passed, "feedback": c.feedback,
-                        "points": c.points} for c in self.checks],
-            "score": self.score, "max_score": self.max_score, "error": self.error,
-            "cell_errors": list(self.cell_errors), "seconds": round(self.seconds, 2),
-        }
-
-    def format(self) -> str:
-        """Return a report a person reads: the score, then one line per check."""
-        lines = [f"{self.notebook}: {self.score:g}/{self.max_score:g}"]
-        if self.error:
-            lines.append(f"  error: {self.error}")
-        for c in self.checks:
-            mark = "✅" if c.passed else "❌"
-            lines.append(f"  {mark} {c.name}" + (f": {c.feedback}" if c.feedback else ""))
-        return "\n".join(lines)
+    survivors: int = 0
 
 
-def find_solution(notebook: Path, solutions: Path | str | None = None) -> Path:
-    """Return the solution notebook for ``notebook``: same file name in the solutions folder.
-
-    Without ``solutions``, looks for ``solutions/`` next to the notebook's folder, then in the
-    folders above it, then in the kit's repository.
-    """
-    if solutions is not None:
-        candidates = [Path(solutions) / notebook.name]
-    else:
-        here = notebook.resolve().parent
-        folders = [here, *here.parents, Path(__file__).resolve().parents[2]]
-        candidates = [f / "solutions" / notebook.name for f in folders]
-    for c in candidates:
-        if c.is_file():  # grading a solution itself is allowed: its own checks are the real ones
-            return c
-    raise ConfigError(f"no solution notebook {notebook.name} in "
-                      f"{solutions or 'any solutions/ folder near ' + str(notebook.parent)}; "
-                      f"pass --solutions FOLDER")
-
-
-def _load(path: Path) -> dict[str, Any]:
+def _execute(nb: dict[str, Any], name: str, exercise: Exercise, where: Mapping[str, int],
+             seed: int, options: GradeOptions) -> _Raw:
+    from .runner import Job, Run, RunFailed
+    nonce = secrets.token_hex(16)
+    job = Job(nb, name, exercise.references, options.timeout, options.cell_timeout, options.limits)
+    start = time.monotonic()
+    p1 = p2 = None
+    error = None
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not a notebook (invalid JSON: {e})") from None
-    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
-        raise ConfigError(f"{path}: not an nbformat 4 notebook")
-    return nb
+        run = Run(job, sandbox=options.sandbox, kit_root=_kit_root())
+    except RunFailed as e:
+        return _Raw(where, nonce, error=f"the grading run failed: {e}")
+    try:
+        p1 = run.phase1()
+        stopped = p1.get("stopped_at")
+        # after a dead kernel the runner reruns the cells before the one that killed it
+        wanted = [n for _, n, _ in exercise.checks if where.get(n, 1 << 30) < stopped] if stopped is not None \
+            else [n for _, n, _ in exercise.checks] if p1.get("alive") else []
+        probes = [{"check": n, "source": exercise.probes[n].source,
+                   "references": list(exercise.probes[n].references)} for n in wanted]
+        budget = options.timeout + len(probes) * options.cell_timeout   # a safety net: the runner times itself
+        p2 = run.phase2({"nonce": nonce, "seed": seed, "probe_timeout": options.cell_timeout,
+                         "probes": probes}, timeout=budget)
+    except RunFailed as e:
+        error = f"the grading run failed: {e}"
+    finally:
+        run.close()
+    return _Raw(where, nonce, p1, p2, error, time.monotonic() - start, run.survivors)
 
 
-def _check_name(cell: dict[str, Any]) -> str | None:
-    meta = cell.get("metadata", {}).get("cfopt", {})
-    return meta.get("check") if isinstance(meta, dict) else None
+def _kit_root() -> Path | None:
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "datasets").is_dir() else None
 
 
-def merge_checks(learner: dict[str, Any], solution: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """Return the learner's notebook with the solution's check cells, and where each check is.
+def _frame(raw: _Raw, check: str) -> tuple[list[Any] | None, str | None, list[str]]:
+    """The cases the probe of ``check`` observed in ``raw``, why there are none, and forgeries."""
+    if raw.phase2 is None:
+        return None, raw.error or "the probes did not run", []
+    entry = (raw.phase2.get("probes") or {}).get(check)
+    if not isinstance(entry, dict):
+        return None, None, []
+    frames = [f for f in entry.get("frames") or [] if isinstance(f, dict)]
+    good = [f for f in frames if f.get("nonce") == raw.nonce and f.get("check") == check]
+    forged = []
+    if len(frames) > len(good):
+        forged.append(f"showed a fake probe result while check {check!r} was probed")
+    if len(good) > 1:
+        forged.append(f"showed {len(good)} results for the probe of {check!r}, where the grader shows one")
+    if entry.get("error"):
+        return None, f"the hidden check did not finish: {entry['error']}", forged
+    if len(good) != 1:
+        if not good:
+            forged.append(f"the grader's probe of {check!r} showed no result: something replaced or silenced it")
+        return None, None, forged
+    cases = good[0].get("cases")
+    if good[0].get("error"):
+        return (cases if isinstance(cases, list) else []), str(good[0]["error"]), forged
+    return (cases if isinstance(cases, list) else None), None, forged
 
-    Learner check cells are replaced by the solution's cell of that name; duplicates and checks
-    the solution does not know lose their check status; missing checks are inserted after the
-    cell the solution has before them (matched by cell id or check name), else at the end.
-    """
-    sol_cells = solution["cells"]
-    sol_checks = {name: sol_cells[i] for i, name, _ in check_cells(solution, "solution")}
-    nb = copy.deepcopy(learner)
-    cells: list[dict[str, Any]] = []
-    placed: set[str] = set()
-    for cell in nb["cells"]:
-        name = _check_name(cell)
-        if name is None:
-            cells.append(cell)
-        elif name in sol_checks and name not in placed:
-            real = copy.deepcopy(sol_checks[name])
-            real["outputs"], real["execution_count"] = [], None
-            if "id" in cell:
-                real["id"] = cell["id"]
-            cells.append(real)
-            placed.add(name)
-        else:  # not a real check: it runs like any learner cell but is never read
-            cell = copy.deepcopy(cell)
-            cell.setdefault("metadata", {}).pop("cfopt", None)
-            cells.append(cell)
-    for pos, sol_cell in enumerate(sol_cells):
-        name = _check_name(sol_cell)
-        if name is None or name in placed:
+
+def _evidence(raw: _Raw) -> list[Evidence]:
+    """The guard's evidence, from every frame of the run that carries its nonce."""
+    if raw.phase2 is None:
+        return []
+    frames = [f for entry in [*(raw.phase2.get("probes") or {}).values(), raw.phase2.get("final") or {}]
+              if isinstance(entry, dict) for f in entry.get("frames") or []
+              if isinstance(f, dict) and f.get("nonce") == raw.nonce]
+    out, seen = [], set()
+    for f in frames:
+        for e in f.get("evidence") or []:
+            if isinstance(e, dict) and isinstance(e.get("reason"), str) and e["reason"] not in seen:
+                seen.add(e["reason"])
+                out.append(Evidence(e["reason"][:300], str(e.get("scope", "*"))))
+    return out
+
+
+def _phase1_forgeries(raw: _Raw) -> list[str]:
+    """Outputs only the grader makes, made by the notebook's own cells."""
+    out = []
+    checks_at = set(raw.where.values())
+    for i, cell in enumerate((raw.phase1 or {}).get("cells") or []):
+        if cell.get("probe_outputs"):
+            out.append(f"cell {i} showed a fake probe result (grader output)")
+        results = cell.get("results") or []
+        if results and i not in checks_at:
+            out.append(f"cell {i} showed a fake check result (grader output)")
+        elif len(results) > 1:
+            out.append(f"check cell {i} showed {len(results)} check results, where kit.check shows one")
+    return out
+
+
+# --- the grade ---------------------------------------------------------------------------------
+
+def _report(path: Path, student: str, exercise: Exercise, raw: _Raw, ref: _Raw, scan: list[Evidence],
+            seed: int, options: GradeOptions, clean: Redactor) -> GradeReport:
+    error = raw.error or (raw.phase1 or {}).get("error")
+    cells = (raw.phase1 or {}).get("cells") or []
+    stopped = (raw.phase1 or {}).get("stopped_at")
+    ref_error = _reference_problem(ref)
+    # what happened at run time first (it names what the code did), then what its source shows
+    evidence = [Evidence(r) for r in _phase1_forgeries(raw)] + _evidence(raw) + scan
+    checks = []
+    for idx, name, points in exercise.checks:
+        probe = exercise.probes[name]
+        at = raw.where.get(name)
+        cases, why, forged = _frame(raw, name)
+        evidence[:0] = [Evidence(r) for r in forged]
+        involved = [e.reason for e in evidence if e.scope == "*" or e.scope in probe.references]
+        own = _own_result(cells, at)
+        if involved:
+            checks.append(CheckOutcome(name, False, f"no credit: {involved[0]}", points, 0.0, own, involved[0]))
             continue
-        real = copy.deepcopy(sol_cell)
-        real["outputs"], real["execution_count"] = [], None
-        real.pop("id", None)
-        cells.insert(_anchor(cells, sol_cells[:pos]), real)
-        placed.add(name)
-    nb["cells"] = cells
-    where = {name: i for i, c in enumerate(cells) if (name := _check_name(c)) in sol_checks}
-    return nb, where
+        if stopped is not None and at is not None and at >= stopped:
+            verb = "finish" if at == stopped else "run"
+            checks.append(CheckOutcome(name, False, f"check did not {verb}: {error}", points, 0.0, own))
+            continue
+        if ref_error:
+            checks.append(CheckOutcome(name, False, f"not graded: {ref_error}", points, 0.0, own))
+            continue
+        want, want_why, _ = _frame(ref, name)
+        if cases is None or why:
+            checks.append(CheckOutcome(name, False, why or error or "the hidden check did not run",
+                                       points, 0.0, own))
+            continue
+        if want is None or want_why:
+            checks.append(CheckOutcome(name, False, f"not graded: the solution's probe failed: {want_why}",
+                                       points, 0.0, own))
+            continue
+        v = judge(cases, want, probe.verdict, probe.params)
+        feedback = v.message
+        if not v.passed and own == "passed":
+            feedback += " (the notebook's own check passed: the hidden cases go further)"
+        checks.append(CheckOutcome(name, v.passed, feedback, points, points * v.fraction, own))
+    cell_errors = tuple(f"cell {i} raised {e['ename']}: {e['evalue']}" for i, cell in enumerate(cells)
+                        if i not in raw.where.values() for e in cell.get("errors") or [])
+    tampered = tuple(dict.fromkeys(e.reason for e in evidence))
+    if raw.survivors:
+        error = (error + "; " if error else "") + f"{raw.survivors} process(es) outlived the run and were killed"
+    report = GradeReport(str(path), tuple(checks), error, cell_errors, raw.seconds, student, exercise.id,
+                         tampered, seed, options.sandbox)
+    return _redacted(report, clean)
 
 
-def _anchor(cells: list[dict[str, Any]], before: list[dict[str, Any]]) -> int:
-    """Index just after the learner cell matching the nearest solution cell in ``before``."""
-    for sol_cell in reversed(before):
-        key_id, key_name = sol_cell.get("id"), _check_name(sol_cell)
-        for i, c in enumerate(cells):
-            if (key_id and c.get("id") == key_id) or (key_name and _check_name(c) == key_name):
-                return i + 1
-    return len(cells)
+def _own_result(cells: list[Mapping[str, Any]], at: int | None) -> str:
+    if at is None or at >= len(cells):
+        return ""
+    results = cells[at].get("results") or []
+    if not results:
+        return "did not report" if cells[at].get("errors") else ""
+    r = results[0]
+    status = {"passed": "passed", "not-yet": "not yet"}.get(str(r.get("status")), "failed")
+    return status + (f": {r['feedback']}" if r.get("feedback") and status != "passed" else "")
 
 
-def grade(notebook: Path | str, *, solutions: Path | str | None = None,
-          timeout: float = DEFAULT_TIMEOUT_S, cell_timeout: float = DEFAULT_CELL_TIMEOUT_S) -> GradeReport:
-    """Run ``notebook`` with the solution's checks in a fresh kernel and score it."""
+def _reference_problem(ref: _Raw) -> str | None:
+    if ref.error:
+        return f"the solution's own run failed ({ref.error})"
+    if (ref.phase1 or {}).get("error"):
+        return f"the solution's own run failed ({ref.phase1['error']})"
+    tampered = _evidence(ref) + [Evidence(r) for r in _phase1_forgeries(ref)]
+    if tampered:
+        return f"the solution's own run tripped the guard ({tampered[0].reason}); fix the solution"
+    return None
+
+
+def _redacted(report: GradeReport, clean: Redactor) -> GradeReport:
+    checks = tuple(replace(c, feedback=clean(c.feedback), in_notebook=clean(c.in_notebook),
+                           tampered=clean(c.tampered)) for c in report.checks)
+    return replace(report, checks=checks, error=clean(report.error) if report.error else None,
+                   cell_errors=tuple(clean(e) for e in report.cell_errors),
+                   tampered=tuple(clean(t) for t in report.tampered))
+
+
+# --- a class at a time ---------------------------------------------------------------------------
+
+class _Grader:
+    """Grades a list of notebooks ``jobs`` at a time; each exercise's solution runs once."""
+
+    def __init__(self, options: GradeOptions, jobs: int, progress: Callable[[str], None] | None) -> None:
+        if options.sandbox:
+            require_sandbox()
+        self.options = options
+        self.seed = options.seed if options.seed is not None else secrets.randbelow(1 << 31)
+        self.jobs = max(1, jobs)
+        self.clean = Redactor()
+        self.progress = (lambda line: progress(self.clean(line))) if progress else None
+        self.solutions = Solutions(options.solutions)
+        self._refs: dict[str, Future[_Raw]] = {}
+
+    def run(self, paths: list[Path], folder: Path | None, *, strict: bool = False) -> list[GradeReport]:
+        found: list[tuple[Path, dict[str, Any] | None, Exercise | None, str | None]] = []
+        for p in paths:
+            try:
+                nb = load_notebook(p)
+                found.append((p, nb, self.solutions.find(nb, p), None))
+            except ConfigError as e:
+                if strict:
+                    raise
+                found.append((p, None, None, str(e)))
+        if self.progress:
+            n_ex = len({ex.id for _, _, ex, _ in found if ex})
+            self.progress(f"grading {len(paths)} notebook(s) of {n_ex} exercise(s), {self.jobs} at a time, "
+                          f"seed {self.seed}, " + ("in sandboxes (bubblewrap)" if self.options.sandbox
+                                                   else "WITHOUT a sandbox (--no-sandbox)"))
+        done = [0]
+        lock = threading.Lock()
+        reports: list[GradeReport | None] = [None] * len(found)
+        with ThreadPoolExecutor(self.jobs) as pool:
+            # solutions first: the pool is FIFO, so a submission never waits for one not started
+            for _, _, ex, _ in found:
+                if ex is not None and ex.id not in self._refs:
+                    # time limits are left out: a solution run that finished is valid under any
+                    key = (hashlib.sha256(json.dumps(ex.nb, sort_keys=True).encode()).hexdigest(),
+                           self.seed, self.options.sandbox, self.options.limits)
+                    if key in _SOLUTION_RUNS:
+                        self._refs[ex.id] = done_future = Future()
+                        done_future.set_result(_SOLUTION_RUNS[key])
+                    else:
+                        self._refs[ex.id] = pool.submit(self._reference, ex, key)
+
+            def one(i: int) -> None:
+                path, nb, ex, problem = found[i]
+                if ex is not None and nb is not None:
+                    try:
+                        report = self._grade(path, nb, ex, folder)
+                    except Exception as e:  # noqa: BLE001 - one notebook must not stop the class
+                        problem, ex = f"the grader failed on this notebook: {type(e).__name__}: {e}", None
+                if ex is None or nb is None:
+                    report = GradeReport(str(path), (), error=self.clean(problem or "not graded"),
+                                         student=student_of(path, folder), seed=self.seed,
+                                         sandboxed=self.options.sandbox)
+                reports[i] = report
+                with lock:
+                    done[0] += 1
+                    if self.progress:
+                        width = len(str(len(found)))
+                        self.progress(f"[{done[0]:>{width}}/{len(found)}] {report.progress()}")
+
+            list(pool.map(one, range(len(found))))
+        return [r for r in reports if r is not None]
+
+    def _reference(self, ex: Exercise, key: tuple[Any, ...]) -> _Raw:
+        raw = _execute(ex.nb, ex.path.name, ex, ex.where(ex.nb), self.seed, self.options)
+        problem = _reference_problem(raw)
+        if problem is None:
+            while len(_SOLUTION_RUNS) >= 32:
+                _SOLUTION_RUNS.pop(next(iter(_SOLUTION_RUNS)))
+            _SOLUTION_RUNS[key] = raw
+        if self.progress:
+            self.progress(f"[solution] {ex.id}: {raw.seconds:.1f} s" + (f"  PROBLEM: {problem}" if problem else ""))
+        return raw
+
+    def _grade(self, path: Path, nb: dict[str, Any], ex: Exercise, folder: Path | None) -> GradeReport:
+        merged, where = merge_checks(nb, ex.nb)
+        scan = scan_notebook(merged["cells"], ex.authored, ex.references, skip=where.values(),
+                             defined=ex.defined)
+        raw = _execute(merged, path.name, ex, where, self.seed, self.options)
+        ref = self._refs[ex.id].result()
+        return _report(path, student_of(path, folder, ex.id), ex, raw, ref, scan, self.seed,
+                       self.options, self.clean)
+
+
+def _options(options: GradeOptions | None, kw: Mapping[str, Any]) -> GradeOptions:
+    opts = options or GradeOptions()
+    if kw:
+        opts = replace(opts, **{k: (Path(v) if k == "solutions" and v is not None else v) for k, v in kw.items()})
+    if opts.cell_timeout > opts.timeout:
+        opts = replace(opts, cell_timeout=opts.timeout)
+    return opts
+
+
+def grade(notebook: Path | str, *, jobs: int = 1, progress: Callable[[str], None] | None = None,
+          options: GradeOptions | None = None, **kw: Any) -> GradeReport:
+    """Grade one notebook (and run its solution on the same seed); see ``GradeOptions``.
+
+    With ``jobs=2`` the notebook and its solution run at the same time.
+    """
     path = Path(notebook)
     if not path.is_file():
         raise ConfigError(f"no notebook at {path}")
-    learner = _load(path)
-    solution_path = find_solution(path, solutions)
-    solution = _load(solution_path)
-    nb, where = merge_checks(learner, solution)
-    points = {name: pts for _, name, pts in check_cells(solution, str(solution_path))}
-    from .nbrun import cell_label, run_notebook  # nbclient and zmq load only when a grade runs
-    run = run_notebook(nb, cwd=path.resolve().parent, timeout=timeout, cell_timeout=cell_timeout,
-                       env=KERNEL_ENV)
-    checks = tuple(_outcome(name, points[name], run.cells[where[name]], where[name], run)
-                   for name in points)
-    cell_errors = tuple(f"{cell_label(i, c)} raised {o['ename']}: {o['evalue']}"
-                        for i, c in enumerate(run.cells) if _check_name(c) is None
-                        for o in c.get("outputs", []) if o.get("output_type") == "error")
-    return GradeReport(str(notebook), checks, run.error, cell_errors, run.seconds)
-
-
-def _outcome(name: str, points: float, cell: dict[str, Any], index: int, run: Any) -> CheckOutcome:
-    if run.stopped_at is not None and index >= run.stopped_at:
-        verb = "finish" if index == run.stopped_at else "run"
-        return CheckOutcome(name, False, f"check did not {verb}: {run.error}", points)
-    outputs = cell.get("outputs", [])
-    errors = [o for o in outputs if o.get("output_type") == "error"]
-    if errors:  # kit.check never raises, so the cell itself broke (or was broken on purpose)
-        e = errors[0]
-        return CheckOutcome(name, False, f"the check cell raised {e.get('ename')}: {e.get('evalue')}", points)
-    results = [o["data"][MIME_TYPE] for o in outputs
-               if o.get("output_type") in ("display_data", "execute_result")
-               and MIME_TYPE in o.get("data", {})]
-    if not results:
-        return CheckOutcome(name, False, f"check cell {index} ran but reported no result", points)
-    # every result shown in the cell must pass: a fake "passed" printed by learner code cannot
-    # outvote the real verdict
-    passed = all(bool(r.get("passed")) for r in results)
-    feedback = "; ".join(("not yet: " if r.get("status") == "not-yet" else "") + str(r["feedback"])
-                         for r in results if r.get("feedback"))
-    return CheckOutcome(name, passed, feedback, points)
+    return _Grader(_options(options, kw), jobs, progress).run([path], None, strict=True)[0]
 
 
 def _notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def grade_folder(folder: Path | str, *, jobs: int = 1, **kw: Any) -> list[GradeReport]:
-    """Grade every ``.ipynb`` under ``folder``, recursively (checkpoints skipped), in name order.
+def grade_folder(folder: Path | str, *, jobs: int = 1, progress: Callable[[str], None] | None = None,
+                 options: GradeOptions | None = None, **kw: Any) -> list[GradeReport]:
+    """Grade every ``.ipynb`` under ``folder`` (checkpoints skipped), ``jobs`` at a time.
 
-    ``jobs`` > 1 grades that many notebooks at once, each in its own process and kernel. A
-    notebook that cannot be graded (no solution, not a notebook) gets a report with the error.
+    A notebook that cannot be graded (not a notebook, no solution) gets a report with the error.
+    ``progress`` receives one line per finished notebook.
     """
-    paths = _notebooks(Path(folder))
-    if jobs <= 1 or len(paths) <= 1:
-        return [_grade_or_report(p, kw) for p in paths]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    # spawn, not fork: the parent may hold threads and zmq sockets a fork would copy mid-use
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_grade_or_report, paths, [kw] * len(paths)))
+    root = Path(folder)
+    return _Grader(_options(options, kw), jobs, progress).run(_notebooks(root), root)
 
 
-def _grade_or_report(path: Path, kw: dict[str, Any]) -> GradeReport:
-    try:
-        return grade(path, **kw)
-    except ConfigError as e:
-        return GradeReport(str(path), (), error=str(e))
-
-
-def write_csv(reports: Iterable[GradeReport], path: Path | str) -> None:
-    """Write one row per notebook: notebook, score, max_score, percent, error, one column per check."""
-    reports = list(reports)
-    names: list[str] = []
-    for r in reports:
-        names += [c.name for c in r.checks if c.name not in names]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["notebook", "score", "max_score", "percent", "error", *names])
-        for r in reports:
-            got = {c.name: f"{c.earned:g}" for c in r.checks}
-            w.writerow([r.notebook, f"{r.score:g}", f"{r.max_score:g}", f"{r.percent:.1f}",
-                        r.error or "", *(got.get(n, "") for n in names)])
-
-
-def grade_cli(args: argparse.Namespace) -> int:
-    """Run ``cfopt grade``: 0 when graded (whatever the score), 2 on bad input."""
-    target = Path(args.target)
-    cell_timeout = getattr(args, "cell_timeout", None) or DEFAULT_CELL_TIMEOUT_S
-    kw = {"solutions": args.solutions, "timeout": args.timeout,
-          "cell_timeout": min(cell_timeout, args.timeout)}
-    if target.is_dir():
-        reports = grade_folder(target, jobs=getattr(args, "jobs", 1) or 1, **kw)
-        if not reports:
-            raise ConfigError(f"no .ipynb notebooks under {target}")
-    elif target.is_file():
-        reports = [grade(target, **kw)]
-    else:
-        raise ConfigError(f"no notebook or folder at {target}")
-    if args.csv:
-        write_csv(reports, args.csv)
-    if args.json:
-        out = [r.as_dict() for r in reports]
-        print(json.dumps(out[0] if target.is_file() else out, indent=2, ensure_ascii=False))
-    else:
-        print("\n".join(r.format() for r in reports))
-        if args.csv:
-            print(f"wrote {len(reports)} row(s) to {args.csv}")
-    sys.stdout.flush()
-    return 0

@@ -20,7 +20,6 @@ Notebook cells use ``kit.check`` and ``kit.expect`` (from ``cfopt.course.checks`
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -31,15 +30,17 @@ from typing import Any
 
 from .checks import (CheckFailed, CheckResult, check, expect, expect_close, expect_equal,
                      expect_type, results, stub)
+from .cells import check_cells, exercise_id, probe_cells, probe_name, text
+from .probe import Probe, probe
 from ..errors import ConfigError
 
 __all__ = [
     "BEGIN", "END", "MD_BEGIN", "MD_END", "HINT", "MD_PLACEHOLDER", "ALLOW_ERROR_TAG",
     "build_notebook", "build_all",
-    "stub_source", "check_cells", "repo_path", "setup", "Setup", "redis_url", "namespace",
+    "stub_source", "check_cells", "probe_cells", "repo_path", "setup", "Setup", "redis_url", "namespace",
     "REDIS_URL_ENV", "NAMESPACE_ENV",
     "check", "expect", "expect_close", "expect_equal", "expect_type", "results", "stub",
-    "CheckFailed", "CheckResult",
+    "CheckFailed", "CheckResult", "probe", "Probe",
 ]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -111,74 +112,24 @@ def _strip_markdown(source: str, where: str) -> str:
     return "\n".join(out)
 
 
-def _text(source: Any) -> str:
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
 def _has_top_level_stub(source: str) -> bool:
     return any(line.startswith(BEGIN) for line in source.split("\n"))
-
-
-def check_cells(nb: dict[str, Any], where: str = "notebook") -> list[tuple[int, str, float]]:
-    """Return ``(cell index, check name, points)`` for every check cell, validating each."""
-    found: list[tuple[int, str, float]] = []
-    seen: dict[str, int] = {}
-    for idx, cell in enumerate(nb.get("cells", [])):
-        meta = cell.get("metadata", {}).get("cfopt", {})
-        if not isinstance(meta, dict) or "check" not in meta:
-            continue
-        name, points = meta["check"], meta.get("points", 1)
-        if cell.get("cell_type") != "code" or not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}, cell {idx}: a check cell must be a code cell with a "
-                              f"non-empty string name in metadata cfopt.check")
-        if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
-            raise ConfigError(f"{where}, cell {idx}: check {name!r} has points {points!r}; "
-                              f"use a number >= 0")
-        if name in seen:
-            raise ConfigError(f"{where}, cell {idx}: check name {name!r} is also used by cell "
-                              f"{seen[name]}; every check in a notebook needs its own name")
-        if BEGIN in _text(cell.get("source", "")):
-            raise ConfigError(f"{where}, cell {idx}: check {name!r} contains a solution region; "
-                              f"keep solutions out of check cells")
-        _match_decorator(_text(cell.get("source", "")), name, points, f"{where}, cell {idx}")
-        seen[name] = idx
-        found.append((idx, name, points))
-    return found
-
-
-def _match_decorator(source: str, name: str, points: float, where: str) -> None:
-    """Insist the cell calls ``kit.check`` with the metadata's name and points, when literal."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # IPython magics: nothing to compare, the grader still reads the output
-        return
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and
-             (getattr(n.func, "attr", None) == "check" or getattr(n.func, "id", None) == "check")]
-    if not calls:
-        raise ConfigError(f"{where}: check cell {name!r} never calls kit.check(...)")
-    for call in calls:
-        given = call.args[0] if call.args else next(
-            (k.value for k in call.keywords if k.arg == "name"), None)
-        if isinstance(given, ast.Constant) and given.value != name:
-            raise ConfigError(f"{where}: kit.check({given.value!r}) but the cell metadata names "
-                              f"the check {name!r}; use one name in both")
-        pts = call.args[1] if len(call.args) > 1 else next(
-            (k.value for k in call.keywords if k.arg == "points"), ast.Constant(1))
-        if isinstance(pts, ast.Constant) and pts.value != points:
-            raise ConfigError(f"{where}: check {name!r} has points={pts.value!r} in kit.check but "
-                              f"{points!r} in the cell metadata; make them equal")
 
 
 def build_notebook(nb: dict[str, Any], *, name: str = "notebook") -> dict[str, Any]:
     """Return the exercise version of the solved notebook ``nb`` (nbformat 4 as a dict)."""
     if nb.get("nbformat") != 4:
         raise ConfigError(f"{name}: expected nbformat 4, got {nb.get('nbformat')!r}")
-    check_cells(nb, name)
+    probe_cells(nb, name)       # validates the check cells too
     out = json.loads(json.dumps(nb))  # a deep copy that leaves the source untouched
+    # probes are the instructor's: they stay in solutions/ (and out of `cfopt kit release`)
+    out["cells"] = [c for c in out.get("cells", []) if probe_name(c) is None]
+    exercise = exercise_id(nb) or Path(name).stem
+    out.setdefault("metadata", {}).setdefault("cfopt", {})["exercise"] = exercise
     needs_ids = out.get("nbformat_minor", 0) >= 5
     for idx, cell in enumerate(out.get("cells", [])):
         where = f"{name}, cell {idx}"
-        source = _text(cell.get("source", ""))
+        source = text(cell.get("source", ""))
         if needs_ids and "id" not in cell:
             # a stable id from the notebook's name and the cell's place keeps rebuilds byte-identical
             cell["id"] = hashlib.sha1(f"{name}:{idx}".encode()).hexdigest()[:8]
@@ -224,15 +175,20 @@ def build_all(solutions_dir: Path | str, notebooks_dir: Path | str, *, check: bo
     built: list[Path] = []
     for path in sorted(src.glob("*.ipynb")):
         target = dst / path.name
-        text = _dumps(build_notebook(_load(path), name=str(path)))
+        solved = _load(path)
+        declared = exercise_id(solved)
+        if declared is not None and declared != path.stem:
+            raise ConfigError(f"{path}: notebook metadata cfopt.exercise is {declared!r} but the file "
+                              f"is {path.name}; each solution names its own exercise (its file stem)")
+        content = _dumps(build_notebook(solved, name=str(path)))
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if check:
-            if current != text:
+            if current != content:
                 built.append(target)
             continue
-        if current != text:
+        if current != content:
             dst.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            target.write_text(content, encoding="utf-8")
         built.append(target)
     return built
 
