@@ -87,6 +87,14 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _near_duplicates(kind: str) -> dict:
+    """The optimized pipeline's cache stage for ``--near-duplicates``: bounded is the default."""
+    if kind == "bounded":
+        return {}
+    from .cache import CacheManager, ContentDeduplication
+    return {"cache": CacheManager(dedup=ContentDeduplication())}
+
+
 def _report(args: argparse.Namespace) -> int:
     """Print the report as JSON or a table (and write the monitor's HTML report)."""
     from .pipeline import format_table, run_report  # the replays load only for this command
@@ -97,7 +105,8 @@ def _report(args: argparse.Namespace) -> int:
         report, monitor = run_report(
             args.workload, seed=args.seed, profile=args.prices, redis_url=args.redis,
             only=split(args.only), without=split(args.without), fault_rate=args.fault_rate,
-            progress=progress, with_contributions=args.contributions, speeds=args.speeds)
+            progress=progress, with_contributions=args.contributions, speeds=args.speeds,
+            stages=_near_duplicates(args.near_duplicates))
     finally:
         progress.close()
     if args.html:
@@ -250,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--speeds", choices=SPEEDS, default=None,
                     help="model speeds: optimistic, median (default) or pessimistic published measurements")
     rp.add_argument("--redis", default=None, help="add a Redis cache layer at this URL")
+    rp.add_argument("--near-duplicates", choices=("bounded", "static"), default="bounded",
+                    help="near-duplicate answers within a 1%% false-hit bound (a paid judge "
+                         "verifies), or above the static threshold")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
     rp.add_argument("--html", default=None, help="also write the monitor's HTML report here")
     rp.add_argument("--only", default="", help="comma-separated optimizations to switch on alone")

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
 
-from ..cache.dedup import ContentDeduplication
+from ..cache.semantic import BoundedSemanticLayer
 from ..cache.manager import CacheManager
 from ..cache.policy import TTLPolicy
 from ..clock import VirtualClock
@@ -232,7 +232,7 @@ class PipelineReplay:
                          batching=self.config.batching and c.batching)
         cache = CacheManager(memory_entries=c.cache_capacity,
                              ttls=TTLPolicy().with_memory(c.cache_ttl_s),
-                             dedup=ContentDeduplication())
+                             semantic=BoundedSemanticLayer())
         return Pipeline(config, cost=CostOptimizer(quality_bar=bar), cache=cache, seed=self.seed,
                         profile=self.profile, faults=c.faults if c.error_rate else None,
                         bus=bus, clock=clock)
