@@ -102,7 +102,9 @@ class _RunSender:
         self.env = env
 
     async def asend(self, call: Any) -> Any:
-        return await (self.env.sender or self.env.counter).asend(call)
+        # The pipeline lends a sender that counts verification apart and keeps the budget.
+        sender = self.env.extra.get("verify_sender") or self.env.sender or self.env.counter
+        return await sender.asend(call)
 
 
 @dataclass

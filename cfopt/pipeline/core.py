@@ -285,6 +285,10 @@ class _Run:
         p.cost.bind(env)
         p.latency.bind(env)
         p.batching.bind(env)
+        # What the cache spends verifying near-duplicates (a judge's calls, audits' fresh calls)
+        # is counted apart, and reserved against the budget like every other call.
+        self.verify = CountingSender(_Verifier(self))
+        env.extra["verify_sender"] = self.verify
         if p.split is not None:
             p.split.bind(env)
         self.cache = p.cache if c.cache else None
@@ -353,6 +357,8 @@ class _Run:
             self.tracker.spend_by("user"), self.tracker.stats, batches=p.batching.stats,
             transport=p.latency.transport.stats if p.latency.transport is not None else None,
             events_by_stage=dict(sorted(self.events_by_stage.items())), heard_by_monitor=heard,
+            verification={"calls": self.verify.calls, "failed": self.verify.failed,
+                          "cost_usd": round(self.verify.cost_usd, 9)},
             warm={**self.warm, "cost_usd": round(self.warm["cost_usd"], 9),
                   "wasted": len(self.warmed),   # warmed, never read before it went or the end
                   "wasted_cost_usd": round(sum(self.warmed.values()), 9)})
@@ -610,6 +616,23 @@ class _Run:
         if self.progress is not None:
             self.progress(self.done, len(self.requests))
         return o
+
+
+class _Verifier:
+    """The sender a cache's verifications go through: the run's, inside the budget (no user)."""
+
+    def __init__(self, run: "_Run") -> None:
+        self.run = run
+
+    async def asend(self, call: Call) -> Result:
+        run = self.run
+        sender = run.env.sender
+        assert sender is not None
+        if run.enforce:
+            return await run.tracker.asend(sender, call)
+        result = await sender.asend(call)
+        run.tracker.record(result)
+        return result
 
 
 def _truth(requests: Sequence[Request], compress: Callable[[str], str]

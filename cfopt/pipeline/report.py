@@ -108,7 +108,10 @@ def _applied(run: RunResult) -> list[str]:
             out.append("cache: exact hits " + ", ".join(f"{l} {src(l)}" for l in layers))
         elif name == "dedup":
             semantic = sum(o.source.startswith("semantic:") for o in os_)
-            out.append(f"semantic dedup: {semantic} near-duplicate hits")
+            v = run.verification
+            out.append(f"semantic dedup: {semantic} near-duplicate hits"
+                       + (f"; verifying them took {v['calls']} calls (${v['cost_usd']:.4f}, in the "
+                          "cost above)" if v.get("calls") else ""))
         elif name == "coalescing":
             out.append(f"coalescing: {src('coalesced')} requests shared an identical call in flight")
         elif name == "batching":
@@ -299,6 +302,7 @@ def build_report(requests: Sequence[Any], baseline: RunResult, optimized: RunRes
             "false_hits": fh, "calls_by_model": optimized.calls_by_model,
             "cache_layers": optimized.cache_layers,
             "events_by_stage": optimized.events_by_stage,
+            "verification": optimized.verification,
             "budget_alerts": optimized.budget_alerts, "baseline_budget_alerts": baseline.budget_alerts,
             "optimizations": list(optimized.config.applied)},
     }

@@ -130,3 +130,5 @@ class RunResult:
     events_by_stage: dict[str, int] = field(default_factory=dict)    # events each stage published
     heard_by_monitor: dict[str, int] | None = None                   # what the monitor heard of each
     warm: dict[str, float] = field(repr=False, default_factory=dict)  # prefetch: calls, cost, used
+    # what the cache paid to verify near-duplicates (included in the calls and cost above)
+    verification: dict[str, float] = field(repr=False, default_factory=dict)
