@@ -169,14 +169,14 @@ def test_a_monitor_deaf_to_one_stage_fails_the_dashboard_criterion():
 def test_the_cost_floor_is_the_cheapest_fractional_choice_at_the_quality_bar():
     import itertools
     import random
-    from cfopt.pipeline.score import _cheapest_at_quality
+    from cfopt.pipeline.score import cheapest_at_quality
     rng = random.Random(4)
     for _ in range(200):
         items = [[(rng.uniform(0, 10), rng.uniform(0, 5)) for _ in range(rng.randint(1, 4))]
                  for _ in range(rng.randint(1, 5))]
         best_q = sum(max(q for _, q in opts) for opts in items)
         need = rng.uniform(0, best_q)
-        lp = _cheapest_at_quality(items, need)
+        lp = cheapest_at_quality(items, need)
         # No whole choice that meets the bar is cheaper than the relaxation...
         whole = min(sum(c for c, _ in pick) for pick in itertools.product(*items)
                     if sum(q for _, q in pick) >= need - 1e-12)

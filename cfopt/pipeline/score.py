@@ -39,7 +39,7 @@ from .types import STREAMED_TYPES, RunResult
 
 QUALITY_BAR = 0.95   # "unchanged quality": the share of the premium models' quality to keep
 
-__all__ = ["Limits", "limits", "false_hits", "quality_kept", "first_of_intent", "QUALITY_BAR"]
+__all__ = ["Limits", "limits", "false_hits", "quality_kept", "first_of_intent", "QUALITY_BAR", "cheapest_at_quality"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +122,11 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
                       for m in optimizer.candidates(r.type)])
     need = quality_bar * best
     return Limits(stats.hit_rate_ceiling, stats.exact_repeat_ceiling,
-                  round(fixed + _cheapest_at_quality(items, need), 9), round(router_total, 9),
+                  round(fixed + cheapest_at_quality(items, need), 9), round(router_total, 9),
                   calls, percentile([x for x in latency if not math.isnan(x)], 95))
 
 
-def _cheapest_at_quality(items: list[list[tuple[float, float]]], need: float) -> float:
+def cheapest_at_quality(items: list[list[tuple[float, float]]], need: float) -> float:
     """The least total cost that picks (fractionally) one option per item with quality >= need.
 
     The LP relaxation of the multiple-choice knapsack: start each item at its cheapest option,
