@@ -33,7 +33,9 @@ they enter: no stage can read it (only ``cfopt.pipeline.score`` does, to score).
 
 Response time is the time to the first useful content: the first token of streamed text, the
 whole answer of analysis, photo searches and small images, the handle of deferred work (whose
-completion is recorded apart).
+completion is recorded apart). A request that shares an identical call in flight
+(coalescing) shares its stream: its first useful content is the leader's first token, or what
+has already arrived when it comes later.
 
 Hooks for tools that watch or steer a run (the bonus replays use them, so there is one serving
 loop in the package): ``run(every_s=, on_tick=)`` calls back every window of virtual time,
@@ -476,8 +478,11 @@ class _Run:
         whole = self.clock.now() - arrive
         if path != "interactive":
             first = handle_s
-        elif r.type in STREAMED_TYPES and not shared:  # a shared answer arrives whole
-            first = whole - (result.latency_s - result.first_content_s)
+        elif r.type in STREAMED_TYPES:
+            # The first token reached the leader (latency_s - first_content_s) before its end; a
+            # request sharing the call in flight gets the stream from there (what has arrived at
+            # once, the rest as it comes), so it waits for that first token or for nothing.
+            first = max(lookup_s, whole - (result.latency_s - result.first_content_s))
         else:
             first = whole
         if shared:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from cfopt.course.cells import check_cells
 from cfopt.course.sandbox import DEFAULT_LIMITS, sandbox_problem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +35,15 @@ PLANTED_ENV = ("ANTHROPIC_API_KEY", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "CFOPT_API
 SURVIVOR = "cfopt-redteam-survivor"
 OUTSIDE = [Path("/tmp/cfopt-redteam-was-here"), REPO / "cfopt-redteam-was-here", Path("/home/cfopt-redteam-was-here"),
            Path("/root/cfopt-redteam-was-here"), Path("/etc/cfopt-redteam-was-here")]
-CPU_S, CELL_TIMEOUT_S = 8, 45     # notebook 04's kernel needs about 2.5 s of CPU
+CPU_S, CELL_TIMEOUT_S = 12, 90    # notebook 04's kernel needs about 6 s of CPU (its decision replays)
+# the points notebook 04 is graded out of, from its solution's check cells
+MAX = sum(points for _, _, points in check_cells(json.loads(
+    (REPO / "solutions" / f"{EXERCISE}.ipynb").read_text(encoding="utf-8"))))
 
-# attack -> must it be marked tampered? (every attack must score 0 on both checks)
+# the checks the attack notebooks were written against (04 has more since; those score 0 too)
+TARGETED = ("my_effective_rank ages tasks one level per aging_s",
+            "my_backoff draws full jitter under a capped doubling ceiling")
+# attack -> must it be marked tampered? (every attack must score 0 on every check)
 ATTACKS = {
     "patch_check_runner": True, "noop_expectations": True, "run_solution_cells": True,
     "rewrite_solutions": True, "leak_api_key": False, "write_outside": True,
@@ -108,23 +115,25 @@ def graded(tmp_path_factory):
 def test_the_solved_notebook_under_a_download_name_gets_full_marks(graded):
     solved = graded["reports"]["solved"]
     assert solved["notebook"].endswith(f"{EXERCISE} (1).ipynb") and solved["exercise"] == EXERCISE
-    assert (solved["score"], solved["max_score"], solved["tampered"], solved["error"]) == (2, 2, [], None), solved
+    assert (solved["score"], solved["max_score"], solved["tampered"], solved["error"]) == (MAX, MAX, [], None), solved
 
 
 def test_the_unsolved_notebook_gets_nothing_and_says_not_yet(graded):
     unsolved = graded["reports"]["unsolved"]
-    assert (unsolved["score"], unsolved["max_score"], unsolved["tampered"]) == (0, 2, [])
+    assert (unsolved["score"], unsolved["max_score"], unsolved["tampered"]) == (0, MAX, [])
     assert all(c["feedback"].startswith("not yet: ") for c in unsolved["checks"]), unsolved["checks"]
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_every_attack_scores_zero_and_is_marked_where_it_tampered(graded, attack):
     report = graded["reports"][attack]
-    assert report["max_score"] == 2 and report["score"] == 0, report
+    assert report["max_score"] == MAX and report["score"] == 0, report
     assert all(c["earned"] == 0 and c["feedback"] for c in report["checks"]), report["checks"]
     assert bool(report["tampered"]) is ATTACKS[attack], report["tampered"]
-    if ATTACKS[attack]:
-        assert all(c["tampered"] and c["feedback"].startswith("no credit: ") for c in report["checks"])
+    if ATTACKS[attack]:   # the checks it attacks (those of the functions it defines) say why
+        attacked = [c for c in report["checks"] if c["name"] in TARGETED]
+        assert len(attacked) == len(TARGETED), report["checks"]
+        assert all(c["tampered"] and c["feedback"].startswith("no credit: ") for c in attacked), attacked
 
 
 def _cell_error(report: dict, pattern: str) -> re.Match:
@@ -162,8 +171,8 @@ def test_the_planted_key_appears_in_no_output(graded):
 
 
 def test_hardcoded_answers_pass_the_notebook_but_not_the_hidden_cases(graded):
-    checks = graded["reports"]["hardcoded_answers"]["checks"]
-    assert [c["in_notebook"] for c in checks] == ["passed", "passed"]
+    checks = [c for c in graded["reports"]["hardcoded_answers"]["checks"] if c["name"] in TARGETED]
+    assert [c["in_notebook"] for c in checks] == ["passed", "passed"], checks
     assert all("the hidden cases go further" in c["feedback"] for c in checks), checks
 
 
