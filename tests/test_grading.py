@@ -475,3 +475,13 @@ def test_notebook_00_solution_full_marks_exercise_less(sandboxed):
     assert exercise.max_score == solved.max_score
     assert exercise.score == 0, exercise.format()
     assert all(c.feedback.startswith("not yet: ") for c in exercise.checks), exercise.format()
+
+
+def test_an_outcome_the_reference_could_not_reach_is_no_loss_for_an_answer_that_ran():
+    from cfopt.course.verdicts import judge
+    want = [{"case": "hidden day 1", "value": None}, {"case": "hidden day 2", "value": 10.0}]
+    ran = [{"case": "hidden day 1", "value": None}, {"case": "hidden day 2", "value": 12.0}]
+    stub = [{"case": "hidden day 1", "error": "NotImplementedError"},
+            {"case": "hidden day 2", "error": "NotImplementedError"}]
+    assert judge(ran, want, "outcome", {"zero_at": 0.5}).fraction == pytest.approx((1.0 + 0.6) / 2)
+    assert judge(stub, want, "outcome").fraction == 0.0

@@ -8,6 +8,10 @@ and news, near misses on purpose, ``tests/data/pairs.tsv``) are split in two fix
 (``halves``). Thresholds and states are chosen on train splits and halves and reported on the
 others, never tuned on what they are reported on.
 
+``mrpc_curves(train, test)`` measures what notebook 02 plots on MRPC; the last measurement is
+saved in ``cfopt/data/mrpc_curves.json`` (``saved_mrpc_curves()``), so a clone without MRPC still
+shows the measured curve. ``python -m cfopt.cache.evaluate`` measures again and rewrites it.
+
 >>> pr = precision_recall([0.9, 0.8, 0.3, 0.95], [True, False, True, True], threshold=0.85)
 >>> round(pr.precision, 2), round(pr.recall, 2)
 (1.0, 0.67)
@@ -16,9 +20,12 @@ others, never tuned on what they are reported on.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -27,9 +34,11 @@ from .normalize import normalize_prompt
 
 __all__ = ["Pair", "PR", "WorkloadDedup", "mrpc_dir", "load_mrpc", "load_pairs", "halves",
            "precision_recall", "precision_lower_bound", "choose_threshold", "recall_at_precision",
-           "pr_curve", "evaluate_workload", "MIN_PRECISION"]
+           "pr_curve", "evaluate_workload", "MIN_PRECISION", "MRPC_CURVES_PATH", "mrpc_curves",
+           "saved_mrpc_curves"]
 
 MIN_PRECISION = 0.95  # the operating point: at most 1 wrong answer in 20 semantic hits on train
+MRPC_CURVES_PATH = Path(__file__).resolve().parents[1] / "data" / "mrpc_curves.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,8 @@ class WorkloadDedup:
     semantic_hits: int
     false_semantic_hits: int
     missed_paraphrases: int   # seen intent, new wording, not found
+    # each near-duplicate served: (the request's prompt, the cached prompt served, same intent)
+    served: tuple[tuple[str, str, bool], ...] = field(default=(), repr=False)
 
     @property
     def false_hit_rate(self) -> float:
@@ -193,6 +204,7 @@ def evaluate_workload(requests: Iterable[Any], detector: Any, *, tenant: str = "
     exact: dict[str, str] = {}
     seen_intents: set[str] = set()
     n = ex = sem = false = missed = 0
+    served: list[tuple[str, str, bool]] = []
     for r in requests:
         n += 1
         scope = (r.type, r.task, r.quality, r.max_tokens) if scoped else ()
@@ -204,9 +216,79 @@ def evaluate_workload(requests: Iterable[Any], detector: Any, *, tenant: str = "
         if match is not None:
             sem += 1
             false += exact[match.key] != r.intent
+            served.append((r.prompt, match.prompt, exact[match.key] == r.intent))
             continue
         missed += r.intent in seen_intents
         exact[key] = r.intent
         seen_intents.add(r.intent)
         detector.add(r.prompt, key, scope=scope)
-    return WorkloadDedup(n, ex, sem, false, missed)
+    return WorkloadDedup(n, ex, sem, false, missed, tuple(served))
+
+
+def mrpc_curves(train: Sequence[Pair], test: Sequence[Pair]) -> dict[str, Any]:
+    """Measure what notebook 02 plots on MRPC, as plain JSON values.
+
+    - ``detectors``: the exercise's cosine and ``ContentDeduplication``, each with the threshold
+      chosen on ``train`` (``choose_threshold``, precision's 95% lower bound at ``MIN_PRECISION``),
+      its precision and recall on ``test`` there, and the test curve over thresholds 0.50-1.00;
+    - ``tradeoff``: on ``test``, the static detector at thresholds 0.70-0.90 beside the bounded
+      layer at deltas 3%-15%, its state learned on ``train`` (``pairs_state``).
+    """
+    from .calibrate import pairs_state
+    from .dedup import ContentDeduplication
+    from .exercise_dedup import ExerciseDeduplication
+    from .semantic import BoundedSemanticLayer
+
+    def point(pr: PR) -> dict[str, float]:
+        return {"threshold": round(pr.threshold, 6), "precision": round(pr.precision, 6),
+                "recall": round(pr.recall, 6)}
+
+    labels_train = [p.paraphrase for p in train]
+    labels = [p.paraphrase for p in test]
+    thresholds = [t / 100 for t in range(50, 101, 2)]
+    detectors = []
+    static_scores: list[float] = []
+    for name, det in (("exercise: bag-of-words cosine", ExerciseDeduplication()),
+                      ("precise: coverage + guards", ContentDeduplication())):
+        chosen = choose_threshold([det.similarity(p.a, p.b) for p in train], labels_train,
+                                  confidence=0.95)
+        scores = [det.similarity(p.a, p.b) for p in test]
+        static_scores = scores
+        detectors.append({"name": name, "threshold": round(chosen, 6),
+                          "at_threshold": point(precision_recall(scores, labels, chosen)),
+                          "curve": [point(pr) for pr in pr_curve(scores, labels, thresholds)]})
+    state = pairs_state(train, source="MRPC train")
+    bounded = []
+    for delta in (0.03, 0.05, 0.08, 0.1, 0.15):
+        layer = BoundedSemanticLayer(delta=delta, state=state)
+        served = [float(layer.would_serve(p.a, p.b)) for p in test]
+        at = precision_recall(served, labels, 0.5)
+        bounded.append({"delta": delta, "precision": round(at.precision, 6),
+                        "recall": round(at.recall, 6)})
+    static = [point(pr) for pr in pr_curve(static_scores, labels, [0.7, 0.75, 0.8, 0.85, 0.9])]
+    return {"source": f"MRPC, train {len(train)} pairs, test {len(test)} pairs",
+            "detectors": detectors, "tradeoff": {"static": static, "bounded": bounded}}
+
+
+def saved_mrpc_curves(path: str | os.PathLike = MRPC_CURVES_PATH) -> dict[str, Any]:
+    """The last ``mrpc_curves`` measurement saved with the package (and when it was made)."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure ``mrpc_curves`` on MRPC again and save it (``python -m cfopt.cache.evaluate``)."""
+    out = Path(argv[0]) if argv else MRPC_CURVES_PATH
+    try:
+        train, test = load_mrpc("train"), load_mrpc("test")
+    except FileNotFoundError:
+        print(f"MRPC is not available at {mrpc_dir()}: nothing measured", file=sys.stderr)
+        return 1
+    curves = {"measured": datetime.date.today().isoformat(), **mrpc_curves(train, test)}
+    out.write_text(json.dumps(curves, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out}: {curves['source']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -143,6 +143,10 @@ def share(got: Sequence[Case], want: Sequence[Case], *, rel: float = 1e-9, abs: 
                                            + _explain(i, len(want), got[i], want[i]))
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 @verdict("outcome")
 def outcome(got: Sequence[Case], want: Sequence[Case], *, better: str = "lower", within: float = 0.0,
             zero_at: float = 0.5) -> Verdict:
@@ -157,7 +161,12 @@ def outcome(got: Sequence[Case], want: Sequence[Case], *, better: str = "lower",
     credits, worst = [], None
     for i, (g, w) in enumerate(zip(got, want)):
         value, target = g.get("value"), w.get("value")
-        if "error" in g or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not _number(target):
+            # the reference reached no outcome here (its choice broke the constraint on this
+            # case): no answer can do worse, so any answer that ran earns the case
+            credits.append(0.0 if "error" in g else 1.0)
+            continue
+        if "error" in g or not _number(value):
             credits.append(0.0)
             worst = worst or _explain(i, len(want), g, w)
             continue
