@@ -43,7 +43,7 @@ from ..pipeline import Pipeline, PipelineConfig
 from ..workload import Request, strip_intent
 from .predict import PredictorConfig, RequestPredictor, request_key
 
-__all__ = ["WarmingConfig", "ArmStats", "WarmingReport", "evaluate_warming"]
+__all__ = ["WarmingConfig", "ArmStats", "WarmingReport", "evaluate_warming", "warming_pipeline"]
 
 # Routed calls, one exact-match memory cache, identical calls in flight shared, pooled
 # connections: the cache is what warming works against, the rest keeps the arms realistic.
@@ -134,8 +134,9 @@ def _arm(blind: Sequence[Request], cfg: WarmingConfig, split: int,
                     wasted=int(w["wasted"]), wasted_cost_usd=w["wasted_cost_usd"])
 
 
-def _pipeline(cfg: WarmingConfig) -> Pipeline:
+def warming_pipeline(cfg: WarmingConfig | None = None) -> Pipeline:
     """An exact-match memory cache in front of routed calls: what warming works against."""
+    cfg = cfg if cfg is not None else WarmingConfig()
     clock = VirtualClock()
     cache = CacheManager([MemoryLayer(max_entries=cfg.max_entries, clock=clock)], ttls=cfg.ttls,
                          clock=clock)
@@ -153,7 +154,7 @@ def evaluate_warming(requests: Sequence[Request], config: WarmingConfig | None =
     predictor = predictor if predictor is not None else RequestPredictor(PredictorConfig())
     blind = strip_intent(requests)                     # all the predictor and caches ever see
     split = max(1, int(len(blind) * cfg.train_fraction))
-    warm = _pipeline(cfg)
+    warm = warming_pipeline(cfg)
     last: dict[str, list] = {}                          # user -> keys predicted for their next
     made: list[tuple[str, float, list]] = []            # (user, time, keys) of every prediction
     seen = [0, 0]                                       # requests arrived, next-request hits
@@ -173,7 +174,7 @@ def evaluate_warming(requests: Sequence[Request], config: WarmingConfig | None =
                     warm.prefetch(p)
 
     warm_stats = _arm(blind, cfg, split, arrive, warm)
-    cold_stats = _arm(blind, cfg, split, None, _pipeline(cfg))
+    cold_stats = _arm(blind, cfg, split, None, warming_pipeline(cfg))
     test = blind[split:]
     return WarmingReport(cfg, len(test), sum(len(keys) for _, _, keys in made),
                          seen[1] / len(test), _precision(test, made, cfg.horizon_s),
