@@ -57,6 +57,29 @@ def test_the_course_map_lists_every_notebook_and_its_solution():
         assert f"docs/resources/{guide.name}" in links, guide.name
 
 
+def _course_rows(markdown: str) -> dict[str, tuple[str, str, str]]:
+    """notebook number -> (what you learn, needs, time) from a course-map table."""
+    rows = {}
+    for line in markdown.split("\n"):
+        m = re.match(r"^\| (?:\[(\d\d) · [^]]*\]\([^)]*\)|`(\d\d)_[a-z_]+`) \| (.*)$", line)
+        if m:
+            cols = [c.strip() for c in m.group(3).rstrip(" |").split(" | ")]
+            rows[m.group(1) or m.group(2)] = tuple(cols[:3])
+    return rows
+
+
+def test_the_readme_and_the_course_map_give_the_same_goals_and_times():
+    nb = json.loads(COURSE_MAP.read_text(encoding="utf-8"))
+    in_map = _course_rows("".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"))
+    in_readme = _course_rows((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert sorted(in_map) == [p.name[:2] for p in NOTEBOOKS], sorted(in_map)
+    assert in_readme == in_map
+    for number, (goal, _, time) in in_map.items():
+        assert re.fullmatch(r"\d+ min", time), (number, time)
+        if "01" <= number <= "07":   # the decision exercises (issue 15) are named in the goals
+            assert "**decide**" in goal, (number, goal)
+
+
 def test_python_m_cfopt_and_doctor_list_every_check():
     run = subprocess.run([sys.executable, "-m", "cfopt", "doctor", "--json"], capture_output=True,
                          text=True, timeout=60)
