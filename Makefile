@@ -51,7 +51,7 @@ report: $(VENV)/.installed
 	$(BIN)/cfopt report --workload "$(WORKLOAD)" $(REPORT_ARGS)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest tests cfopt notebooks solutions --doctest-modules --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest tests cfopt notebooks solutions --doctest-modules --nbval-lax --nbval-current-env -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -21,6 +21,13 @@ import pytest
 # the same on every run and every machine (cfopt grade sets the same for its kernels).
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
+# Under pytest-xdist (make test runs one worker per CPU), notebooks run side by side: each
+# worker's kernels keep their Redis keys under a prefix of their own, as learners sharing one
+# Redis do (kit.namespace, docs/workshops.md), so solutions/02 and notebooks/02 never clear each
+# other's keys.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("CFOPT_NAMESPACE", f"cfopt-test-{os.environ['PYTEST_XDIST_WORKER']}")
+
 PLANTED_KEY = "sk-ant-api03-PLANTEDnbval9c41e7d2b8-notareal-key"
 PLANTED_MIDDLE = "PLANTEDnbval9c41e7d2b8"   # caught even when the ends are cut off
 PLANTED_ENV = ("ANTHROPIC_API_KEY", "FAL_KEY", "UNSPLASH_ACCESS_KEY", "CFOPT_API_KEY")

@@ -223,12 +223,12 @@ def namespace(name: str) -> str:
     """``name`` under this learner's prefix (``$CFOPT_NAMESPACE``), so learners sharing one Redis
     never read, overwrite or clear each other's keys.
 
-    >>> os.environ.pop(NAMESPACE_ENV, None) and None
+    >>> saved = os.environ.pop(NAMESPACE_ENV, None)
     >>> namespace("cfopt-nb02-0")
     'cfopt-nb02-0'
     >>> os.environ[NAMESPACE_ENV] = "alice"; namespace("cfopt-nb02-0")
     'alice:cfopt-nb02-0'
-    >>> del os.environ[NAMESPACE_ENV]
+    >>> _ = os.environ.pop(NAMESPACE_ENV) if saved is None else os.environ.update({NAMESPACE_ENV: saved})
     """
     from ..cache.layers.base import check_namespace
     prefix = os.environ.get(NAMESPACE_ENV, "").strip()
