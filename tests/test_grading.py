@@ -485,3 +485,20 @@ def test_an_outcome_the_reference_could_not_reach_is_no_loss_for_an_answer_that_
             {"case": "hidden day 2", "error": "NotImplementedError"}]
     assert judge(ran, want, "outcome", {"zero_at": 0.5}).fraction == pytest.approx((1.0 + 0.6) / 2)
     assert judge(stub, want, "outcome").fraction == 0.0
+
+
+def test_a_kit_kept_under_tmp_is_still_seen_inside_the_sandbox(tmp_path):
+    # the sandbox's /tmp is a fresh in-memory folder: a kit or venv under the host's /tmp (a CI
+    # checkout, a workshop's scratch copy) is bound on top of it, read-only
+    problem = sandbox.sandbox_problem()
+    if problem is not None:
+        (pytest.fail if os.environ.get("CI", "").lower() in ("1", "true", "yes") else pytest.skip)(problem)
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "marker.txt").write_text("here")
+    assert str(kit).startswith("/tmp/"), kit
+    uid = sandbox.allocate_uid() if os.geteuid() == 0 else None
+    argv = sandbox.bwrap_argv(["/bin/sh", "-c", f"cat {kit}/marker.txt && ! touch {kit}/x 2>/dev/null"],
+                              read_only=[kit], uid=uid)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stdout) == (0, "here"), done.stderr

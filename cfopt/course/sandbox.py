@@ -175,15 +175,17 @@ def bwrap_argv(command: Sequence[str], *, read_only: Sequence[Path], uid: int | 
     for etc in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts", "/etc/hosts", "/etc/nsswitch.conf",
                 "/etc/host.conf", "/etc/gai.conf", "/etc/mime.types"):
         argv += ["--ro-bind-try", etc, etc]
+    # the writable in-memory folders first, so that a kit or venv kept under /tmp is bound on top
+    # of the fresh /tmp instead of being hidden by it
+    size = str(limits.disk_mb << 20)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", size, "--tmpfs", "/tmp",
+             "--perms", "0755", "--dir", "/home", "--perms", "01777", "--size", size, "--tmpfs", HOME]
     for path in read_only:
         argv += _dirs(path, made) + ["--ro-bind", str(path), str(path)]
         made.add(path)
     if fonts is not None:
         argv += _dirs(Path(FONTS) / fonts.name, made) + ["--ro-bind", str(fonts), f"{FONTS}/{fonts.name}"]
-    size = str(limits.disk_mb << 20)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", size, "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", "/home", "--perms", "01777", "--size", size, "--tmpfs", HOME,
-             "--chdir", HOME]
+    argv += ["--chdir", HOME]
     if uid is not None:
         argv += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
