@@ -358,3 +358,77 @@ def test_a_reply_that_splits_resets_the_count_and_provider_errors_do_not_count()
     results = clock.run(bp.process_all())
     assert all(r.ok for r in results) and bp.stats.grouping_stopped == []
     assert bp.stats.grouped_calls == 12        # every batch of 5 tried grouping
+
+
+# --- take-over: an urgent call answers queued work ----------------------------------------------
+def _answer(clock, content="the urgent call's answer", fail=False):
+    async def answer():
+        await clock.asleep(2.0)
+        if fail:
+            raise ServerError("the urgent call failed")
+        m = CATALOG.model("claude-haiku-4-5")
+        return Result(m.provider, m.id, m.kind, content, Usage(input_tokens=10, output_tokens=10),
+                      0.002, 2.0, 2.0, clock.now() - 2.0)
+    return answer()
+
+
+def test_a_queued_task_taken_over_gets_the_other_calls_answer_and_makes_no_call():
+    clock = VirtualClock()
+    fake = Fake(clock, latency=300.0)
+    bp = BatchProcessor(fake, clock=clock, config=BatchConfig(max_wait_s=30.0))
+
+    async def main():
+        import asyncio
+        waiting = asyncio.ensure_future(bp.submit(Task("low", "text", "a tagline", "low")))
+        await clock.asleep(1.0)
+        assert bp.take_over("low", _answer(clock)) is True
+        again = _answer(clock)
+        assert bp.take_over("low", again) is False             # gone from the queue already
+        again.close()
+        return await waiting
+    r = clock.run(main())
+    assert (r.id, r.path, r.ok, r.cost_usd) == ("low", "taken_over", True, 0.0)
+    assert r.result.content == "the urgent call's answer"
+    assert r.finished_at == pytest.approx(3.0)                 # 1 s queued, then the 2 s call
+    assert fake.calls == [] and bp.stats.taken_over == 1 and bp.stats.provider_calls == 0
+    assert bp.stats.submitted == bp.stats.succeeded + bp.stats.failed == 1
+
+
+def test_a_task_that_left_the_queue_is_not_taken_over():
+    clock = VirtualClock()
+    fake = Fake(clock, latency=300.0)
+    bp = BatchProcessor(fake, clock=clock, config=BatchConfig(max_wait_s=0.5))
+
+    async def main():
+        import asyncio
+        waiting = asyncio.ensure_future(bp.submit(Task("low", "text", "a tagline", "low")))
+        await clock.asleep(1.0)                               # sent at 0.5 s
+        answer = _answer(clock)
+        assert bp.take_over("low", answer) is False
+        answer.close()
+        return await waiting
+    r = clock.run(main())
+    assert r.path == "batch_api" and len(fake.calls) == 1 and bp.stats.taken_over == 0
+
+
+def test_when_the_taking_call_fails_the_task_goes_back_to_its_place_and_makes_its_own_call():
+    clock = VirtualClock()
+    fake = Fake(clock, latency=5.0)
+    bp = BatchProcessor(fake, clock=clock, config=BatchConfig(max_wait_s=30.0, group_text=False))
+
+    async def main():
+        import asyncio
+        first = asyncio.ensure_future(bp.submit(Task("a", "text", "first", "medium")))
+        await clock.asleep(0.5)
+        second = asyncio.ensure_future(bp.submit(Task("b", "text", "second", "medium")))
+        await clock.asleep(0.5)
+        assert bp.take_over("a", _answer(clock, fail=True))
+        assert bp.pending() == 1                               # only "b" waits meanwhile
+        await clock.asleep(2.5)                                # the urgent call failed at 3.0 s
+        assert [t.id for t, _ in bp.queue] == ["a", "b"]       # "a" kept its place: first
+        return await asyncio.gather(first, second)
+    a, b = clock.run(main())
+    assert (a.path, a.ok, a.result.content) == ("single", True, "answer: first")
+    assert a.enqueued_at == 0.0 and b.ok
+    assert bp.stats.taken_over == 0 and len(fake.calls) == 2
+    assert bp.stats.submitted == bp.stats.succeeded == 2

@@ -215,3 +215,23 @@ def test_events_reach_a_listener(requests):
     Pipeline(PipelineConfig(), bus=bus).run(requests[:80])
     assert names.count("response_time") == 80
     assert {"cost_usd", "cache_lookup"} <= set(names)
+
+
+def test_an_urgent_request_takes_over_the_same_work_waiting_in_the_batching_queue():
+    prompt = "Write a 120-word product description for a ceramic pour-over dripper."
+    reqs = [Request(t=0.0, type="text", task="product_description", priority="low",
+                    max_tokens=400, prompt=prompt),
+            Request(t=0.2, type="text", task="product_description", priority="medium",
+                    max_tokens=400, prompt=prompt)]
+    run = Pipeline(PipelineConfig()).run(reqs)
+    low, medium = run.outcomes
+    assert run.provider_calls == 1
+    assert (medium.source, medium.path) == ("provider", "interactive")
+    assert (low.source, low.path, low.cost_usd) == ("coalesced", "batch", 0.0)
+    assert low.origin == medium.origin
+    assert low.completed_s < 30                  # the interactive answer, not a batch job's
+    # Once the low task has left the queue (0.5 s), the urgent request makes its own call.
+    later = [reqs[0], dataclasses.replace(reqs[1], t=5.0)]
+    run = Pipeline(PipelineConfig()).run(later)
+    assert run.provider_calls == 2 and run.outcomes[0].source == "provider"
+    assert run.outcomes[0].completed_s > 60      # a Message Batches job

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError
@@ -91,6 +91,16 @@ class AgingQueue(Generic[T]):
     def pop_many(self, n: int) -> list[T]:
         """Take up to ``n`` items, first ones first."""
         return [self.pop() for _ in range(min(n, len(self._heap)))]
+
+    def remove(self, match: Callable[[T], bool]) -> T | None:
+        """Take out an item that ``match`` accepts (the first found); None if none does."""
+        for i, entry in enumerate(self._heap):
+            if match(entry[-1]):
+                self._heap[i] = self._heap[-1]
+                self._heap.pop()
+                heapq.heapify(self._heap)
+                return entry[-1]
+        return None
 
     def oldest_wait(self) -> float:
         """How long the longest-waiting item has waited (0 when empty)."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any, Awaitable, Iterable
 
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, InvalidRequest
@@ -121,6 +121,41 @@ class BatchProcessor:
 
     def pending(self) -> int:
         return len(self.queue)
+
+    def take_over(self, task_id: str, answer: Awaitable[Result]) -> bool:
+        """Let another call answer ``task_id`` if it has not left the queue; say whether so.
+
+        For the pipeline: an urgent request for the same work as a queued low-priority task
+        makes its call now, and the task gets that call's answer (path ``taken_over``, no cost
+        of its own) instead of waiting for a call of its own. If that call fails, the task goes
+        back to the queue with its place (its arrival time), and goes its own way as before.
+        """
+        found = self.queue.remove(lambda item: item[0].id == task_id)
+        if found is None:
+            return False
+        task, enq = found
+        self.stats.taken_over += 1
+
+        async def wait() -> None:
+            started = self.clock.now()
+            try:
+                result = await answer
+            except Exception:
+                self.stats.taken_over -= 1
+                self.queue.push((task, enq), task.priority, at=enq)
+                self._kick()
+                return
+            future = self._waiters.pop(task.id, None)
+            self.stats.succeeded += 1
+            self.stats.by_path["taken_over"] = self.stats.by_path.get("taken_over", 0) + 1
+            if future is not None and not future.done():
+                future.set_result(TaskResult(task.id, task.priority, "taken_over", result, None,
+                                             0.0, enq, started, self.clock.now()))
+
+        job = asyncio.ensure_future(wait())
+        self._running.add(job)
+        job.add_done_callback(self._running.discard)
+        return True
 
     def next_batch(self) -> list[tuple[Task, float]]:
         """Take the next ``batch_size`` tasks (with their arrival times) by aged priority."""

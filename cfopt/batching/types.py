@@ -92,7 +92,7 @@ class TaskResult:
 
     id: str
     priority: str
-    path: str                       # grouped | single | batch_api | parallel
+    path: str                       # grouped | single | batch_api | parallel | taken_over
     result: Result | None = None
     error: BaseException | None = None
     cost_usd: float = 0.0           # this task's share of what its calls cost
@@ -125,5 +125,6 @@ class BatchStats:
     batch_api_calls: int = 0
     parallel_calls: int = 0
     queued_max: int = 0             # the longest the queue got
+    taken_over: int = 0             # tasks answered by another call for the same work (``take_over``)
     cost_usd: float = 0.0
     by_path: dict[str, int] = field(default_factory=dict)

@@ -311,6 +311,7 @@ class _Run:
         self.warm = {"prefetched": 0, "calls": 0, "cost_usd": 0.0, "used": 0}
         self._warm_tasks: set[asyncio.Task] = set()
         self._ids = 0
+        self._queued: dict[str, str] = {}   # share key -> id of its task waiting in the batching queue
         self.done = 0
         self.on_outcome: OnOutcome | None = None
         self.on_arrival: Callable[[Request], None] | None = None
@@ -504,47 +505,65 @@ class _Run:
         """Send ``call`` its path's way, or share an identical call in flight (``coalescing``)."""
         latency = self.p.split if arm == "b" and self.p.split is not None else self.p.latency
 
-        async def send() -> Result:
+        async def send() -> Result | _Shared:
             if not self.enforce:
-                return await self._send(call, path, r, latency)
+                return await self._send(call, path, r, latency, key)
             # Hold the worst case over all retries; a failure frees it. At the cap, a call may
             # be downgraded to the model the cost stage would route it to.
             cheapest = self.p.cost.select_optimal_model(_routing_view(r)).model
             held = self.tracker.reserve(call, user=r.user, fallbacks=(cheapest,))
             try:
-                result = await self._send(held.call, path, r, latency)
+                result = await self._send(held.call, path, r, latency, key)
             except BaseException:
                 self.tracker.settle(held, None)
                 raise
-            self.tracker.settle(held, result)
+            self.tracker.settle(held, None if isinstance(result, _Shared) else result)
             return result
         if not self.config.coalescing:
-            return await send(), False
+            key = None
+            return _unwrap(await send(), False)
         lane = path if path == "interactive" else "deferred"
         own = cache_key(call, tenant=self.config.tenant, catalog=self.catalog)
         # With a near-duplicate stage, a near-duplicate's call in flight is shared too
         # (``CacheManager.coalesce_key``); if that call fails, this request makes its own.
         key = (self.cache.coalesce_key(call, tenant=self.config.tenant, type=r.type, task=r.task,
                                        quality=r.quality) if self.cache is not None else own)
+        queued = self._queued.get(key) if lane == "interactive" else None
+        if queued is not None:
+            # The same work waits in the batching stage's queue: this call answers it too, if
+            # it has not left the queue yet (``BatchProcessor.take_over``).
+            flight = asyncio.ensure_future(self.p.latency.share(key, lane, send))
+            answer = _first(flight)
+            if not self.p.batching.take_over(queued, answer):
+                answer.close()   # the task had left the queue: it makes its own call
+            return _unwrap(*await flight)
         if key == own:
-            return await self.p.latency.share(key, lane, send)
+            return _unwrap(*await self.p.latency.share(key, lane, send))
         try:
-            return await self.p.latency.share(key, lane, send)
+            return _unwrap(*await self.p.latency.share(key, lane, send))
         except CfoptError:
-            return await send(), False
+            return _unwrap(await send(), False)
 
-    async def _send(self, call: Call, path: str, r: Request, latency: PerformanceOptimizer) -> Result:
+    async def _send(self, call: Call, path: str, r: Request, latency: PerformanceOptimizer,
+                    key: str | None = None) -> Result | _Shared:
         if path == "interactive":
             return await latency.send(call)
         if not self.config.batching:   # lazy media without a queue: sent at once
             return await self.env.sender.asend(call)   # type: ignore[union-attr]
         self._ids += 1
-        done = await self.p.batching.submit(Task(f"r{self._ids}", r.type, call.prompt, r.priority,
-                                                 max_tokens=call.max_tokens, call=call))
+        task = Task(f"r{self._ids}", r.type, call.prompt, r.priority, max_tokens=call.max_tokens,
+                    call=call)
+        if key is not None:   # while it waits in the queue, an urgent call may take it over
+            self._queued[key] = task.id
+        try:
+            done = await self.p.batching.submit(task)
+        finally:
+            if key is not None and self._queued.get(key) == task.id:
+                del self._queued[key]
         if done.error is not None:
             raise done.error
         assert done.result is not None
-        return done.result
+        return _Shared(done.result) if done.path == "taken_over" else done.result
 
     # -- cache warming -----------------------------------------------------------------------------
     def prefetch(self, r: Request) -> None:
@@ -621,6 +640,26 @@ class _Run:
         if self.progress is not None:
             self.progress(self.done, len(self.requests))
         return o
+
+
+class _Shared:
+    """A deferred task's answer that another call (an urgent one for the same work) made."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+
+def _unwrap(value: Result | _Shared, shared: bool) -> tuple[Result, bool]:
+    return (value.result, True) if isinstance(value, _Shared) else (value, shared)
+
+
+async def _first(flight: "asyncio.Future[tuple[Result | _Shared, bool]]") -> Result:
+    """The answer of a shared flight, for a task it takes over (cancelling the task's wait
+    leaves the flight running)."""
+    value, _shared = await asyncio.shield(flight)
+    return _unwrap(value, False)[0]
 
 
 class _Verifier:
