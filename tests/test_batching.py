@@ -432,3 +432,35 @@ def test_when_the_taking_call_fails_the_task_goes_back_to_its_place_and_makes_it
     assert a.enqueued_at == 0.0 and b.ok
     assert bp.stats.taken_over == 0 and len(fake.calls) == 2
     assert bp.stats.submitted == bp.stats.succeeded == 2
+
+
+def test_message_batches_work_waits_its_own_window_while_the_rest_goes_at_max_wait():
+    clock = VirtualClock()
+    fake = Fake(clock, latency=1.0)
+    bp = BatchProcessor(fake, clock=clock, config=BatchConfig(max_wait_s=0.5, batch_api_wait_s=30.0,
+                                                              group_text=False))
+
+    async def main():
+        import asyncio
+        low = asyncio.ensure_future(bp.submit(Task("low", "text", "a tagline", "low")))
+        await clock.asleep(0.1)
+        medium = asyncio.ensure_future(bp.submit(Task("med", "text", "a title", "medium")))
+        return await asyncio.gather(low, medium)
+    low, medium = clock.run(main())
+    assert medium.started_at == pytest.approx(0.6)     # its 0.5 s, the low task stayed behind
+    assert low.path == "batch_api" and low.started_at == pytest.approx(30.0)
+    with pytest.raises(ConfigError, match="batch_api_wait_s"):
+        BatchConfig(batch_api_wait_s=-1)
+
+
+def test_a_full_queue_sends_message_batches_work_before_its_window_ends():
+    clock = VirtualClock()
+    bp = BatchProcessor(Fake(clock, latency=1.0), clock=clock,
+                        config=BatchConfig(batch_size=3, batch_api_wait_s=30.0))
+
+    async def main():
+        import asyncio
+        return await asyncio.gather(*(bp.submit(t) for t in tasks(3, priority="low")))
+    results = clock.run(main())
+    assert [r.path for r in results] == ["batch_api"] * 3
+    assert max(r.started_at for r in results) == pytest.approx(0.0)

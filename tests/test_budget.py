@@ -118,6 +118,12 @@ def test_reserve_then_settle_replaces_the_hold_with_the_actual_cost():
     res2 = t.reserve(call)
     t.settle(res2, None)
     assert t.spent() == pytest.approx(r.cost_usd) and t.stats.failures == 1
+    # a call never made (another call answered for it) releases its hold: no spend, no failure
+    res3 = t.reserve(call)
+    t.release(res3)
+    assert t.spent() == pytest.approx(r.cost_usd) and t.stats.failures == 1
+    assert t.stats.reserved_usd == pytest.approx(0.0)
+    assert t.store.get(f"held:daily:{res.periods['daily']}") == round(r.cost_usd * NANO)
 
 
 def test_send_releases_the_hold_when_the_provider_fails():

@@ -230,8 +230,9 @@ def test_an_urgent_request_takes_over_the_same_work_waiting_in_the_batching_queu
     assert (low.source, low.path, low.cost_usd) == ("coalesced", "batch", 0.0)
     assert low.origin == medium.origin
     assert low.completed_s < 30                  # the interactive answer, not a batch job's
-    # Once the low task has left the queue (0.5 s), the urgent request makes its own call.
-    later = [reqs[0], dataclasses.replace(reqs[1], t=5.0)]
+    # Once the low task has left the queue (its Message Batches job starts within 30 s), the
+    # urgent request makes its own call.
+    later = [reqs[0], dataclasses.replace(reqs[1], t=40.0)]
     run = Pipeline(PipelineConfig()).run(later)
     assert run.provider_calls == 2 and run.outcomes[0].source == "provider"
     assert run.outcomes[0].completed_s > 60      # a Message Batches job

@@ -14,9 +14,11 @@ keeps its promise:
   when the batch ends (minutes, not seconds); fine for work nobody is waiting on.
 - **parallel** images, video, audio, photos: one call each.
 
-Batches leave the queue when ``batch_size`` tasks wait or the oldest has waited ``max_wait_s``,
-and only while one of the ``concurrency`` call slots is free: under load, tasks wait in the
-aged-priority queue, so an urgent task that arrives later still goes before older low ones. No
+Batches leave the queue when ``batch_size`` tasks wait or a task has waited ``max_wait_s``
+(Message Batches work: ``batch_api_wait_s``, if set), and only while one of the ``concurrency``
+call slots is free. A queued task that another call will answer (an urgent request for the same
+work) can be taken back out (``take_over``). Under load, tasks wait in the aged-priority
+queue, so an urgent task that arrives later still goes before older low ones. No
 batch waits for the one before it to finish, and Message Batches submissions take no slot (the
 API answers them when the job ends, minutes later).
 
@@ -216,15 +218,15 @@ class BatchProcessor:
         and only while a call slot is free, so the queue (not the slots) decides who goes next."""
         assert self._changed is not None
         while len(self.queue):
-            waited = self.queue.oldest_wait()
+            # the least time any task has left to wait (0 or less: due)
+            left = 0.0 if self._full() else self._left()
             # due within a nanosecond counts as due: a tinier timeout would not move a clock
             # that reads hundreds of seconds (float spacing), and the loop would spin
-            due = (self._flushing or len(self.queue) >= self.config.batch_size
-                   or waited >= self.config.max_wait_s - 1e-9)
+            due = left <= 1e-9
             busy = self._busy >= self.config.concurrency
             if not due or busy:
                 self._changed.clear()
-                timeout = None if busy else self.config.max_wait_s - waited
+                timeout = None if busy else left
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout)
                 except asyncio.TimeoutError:
@@ -239,15 +241,35 @@ class BatchProcessor:
             job.add_done_callback(self._running.discard)
             await asyncio.sleep(0)   # let the batch take its slots before looking again
 
+    def _full(self) -> bool:
+        return self._flushing or len(self.queue) >= self.config.batch_size
+
+    def _window(self, task: Task) -> float:
+        """How long ``task`` may wait for others before it goes."""
+        wait = self.config.batch_api_wait_s
+        if wait is not None and self._path(task)[0] == "batch_api":
+            return wait
+        return self.config.max_wait_s
+
+    def _left(self) -> float:
+        now = self.clock.now()
+        return min(self._window(task) - (now - enq) for task, enq in self.queue)
+
     def _take(self, free: int) -> list[tuple[Task, float]]:
         """The next batch that fits in ``free`` call slots: the rest wait in the queue, where a
         later urgent task can still pass them. A grouped call takes one slot for up to
-        ``group_max`` tasks, a Message Batches task none, any other task one."""
+        ``group_max`` tasks, a Message Batches task none, any other task one. Tasks still
+        within their wait (``batch_api_wait_s``) stay, unless the queue holds a full batch."""
         batch: list[tuple[Task, float]] = []
         grouped: dict[str, int] = {}
         need = 0
+        full, now = self._full(), self.clock.now()
+        early: list[tuple[Task, float]] = []
         while len(self.queue) and len(batch) < self.config.batch_size:
             task, enq = self.queue.pop()
+            if not full and now - enq < self._window(task) - 1e-9:
+                early.append((task, enq))
+                continue
             path, model = self._path(task)
             more = (0 if path == "batch_api" else
                     int(grouped.get(model, 0) % self.config.group_max == 0) if path == "grouped"
@@ -259,6 +281,8 @@ class BatchProcessor:
                 grouped[model] = grouped.get(model, 0) + 1
             need += more
             batch.append((task, enq))
+        for task, enq in early:
+            self.queue.push((task, enq), task.priority, at=enq)
         self._order.extend(task.id for task, _ in batch)
         return batch
 

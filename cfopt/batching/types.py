@@ -45,6 +45,10 @@ class BatchConfig:
     # in a row that do not split, its text goes one call per task.
     group_give_up: int = 3
     batch_api_for_low: bool = True  # low-priority text through the Message Batches API
+    # Message Batches work may wait longer than the rest before it goes: its job takes minutes
+    # anyway, and meanwhile an urgent request for the same work can take it over (the
+    # pipeline's ``take_over``: one call instead of two). None: ``max_wait_s``, as any task.
+    batch_api_wait_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "concurrency", "group_max", "group_give_up"):
@@ -52,6 +56,8 @@ class BatchConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_s < 0 or (self.aging_s is not None and self.aging_s <= 0):
             raise ConfigError("max_wait_s must be >= 0 and aging_s positive or None")
+        if self.batch_api_wait_s is not None and not self.batch_api_wait_s >= 0:
+            raise ConfigError(f"batch_api_wait_s must be >= 0 or None, got {self.batch_api_wait_s!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,6 +249,15 @@ class UsageTracker:
 
         Never raises for the store: a settlement it cannot take now is sent again later.
         """
+        return self._settle(reservation, result, retry=retry, failed=result is None)
+
+    def release(self, reservation: Reservation) -> None:
+        """Free the hold of a call that was never made (another call answered for it): nothing
+        spent, and no failure counted."""
+        self._settle(reservation, None, retry=False, failed=False)
+
+    def _settle(self, reservation: Reservation, result: Result | None, *, retry: bool,
+                failed: bool) -> float:
         p = reservation.periods
         held = _nano(reservation.amount_usd, up=True)
         cost = 0.0 if result is None else self.catalog.cost(result.model, result.usage)
@@ -258,8 +267,7 @@ class UsageTracker:
         with self._lock:
             self.stats.reserved_usd -= reservation.amount_usd
             self.stats.overruns += actual > held
-            if result is None:
-                self.stats.failures += 1
+            self.stats.failures += failed
         if result is not None:
             self._account(result, cost, reservation.user, p["daily"], retry=retry)
         self._check_alerts(p)

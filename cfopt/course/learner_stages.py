@@ -322,6 +322,12 @@ class _RankedQueue(AgingQueue):
     def __iter__(self) -> Any:
         return (self._items[i][-1] for _, _, i in self._order())
 
+    def remove(self, match: Callable[[Any], bool]) -> Any:
+        for i, entry in enumerate(self._items):
+            if match(entry[-1]):
+                return self._items.pop(i)[-1]
+        return None
+
     def oldest_wait(self) -> float:
         if not self._items:
             return 0.0

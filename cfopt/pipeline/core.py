@@ -138,9 +138,12 @@ class Pipeline:
         self.latency = latency if latency is not None else PerformanceOptimizer(max_batch_size=1)
         # Deferred media as many at once as fal runs for an account (the catalog's figure): the
         # rest waits in the batching stage's priority queue, not in fal's first-come queue.
+        # Message Batches work waits up to 30 s before its job (of minutes) starts: an urgent
+        # request for the same work meanwhile takes it over (one call instead of two).
         self.batching = batching if batching is not None else BatchProcessor(
             config=BatchConfig(concurrency=int(load_catalog(profile).provider_figures.get(
-                "fal", {}).get("max_concurrency", BatchConfig().concurrency))))
+                "fal", {}).get("max_concurrency", BatchConfig().concurrency)),
+                batch_api_wait_s=30.0))
         self.monitor = monitor
         self.seed, self.profile, self.faults, self.redis_url = seed, profile, faults, redis_url
         self.speeds = speeds   # the catalog's model speeds: optimistic, median or pessimistic
@@ -517,7 +520,10 @@ class _Run:
             except BaseException:
                 self.tracker.settle(held, None)
                 raise
-            self.tracker.settle(held, None if isinstance(result, _Shared) else result)
+            if isinstance(result, _Shared):   # taken over: another call answered, this one was never made
+                self.tracker.release(held)
+            else:
+                self.tracker.settle(held, result)
             return result
         if not self.config.coalescing:
             key = None
