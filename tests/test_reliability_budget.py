@@ -276,6 +276,14 @@ while t.stats.unsettled:
     except BudgetStoreError:
         pass
 out["settle_errors"] = t.stats.settle_errors
+# Both processes' calls are settled before either abandons holds (a barrier on the shared Redis):
+# on a busy machine, the other process's threads would otherwise take the room those holds need.
+import redis
+barrier = redis.Redis.from_url(url)
+barrier.incr(prefix + ":settled")
+deadline = time.time() + 60
+while int(barrier.get(prefix + ":settled") or 0) < 2 and time.time() < deadline:
+    time.sleep(0.002)
 # Then this process "dies" between sending calls and settling them: holds nobody will settle.
 for call in calls[:abandon]:
     try:
