@@ -265,7 +265,8 @@ def test_estimate_cost_uses_the_catalog(opt):
     assert opt.estimate_cost(task, "sonnet") == cat.cost("sonnet", Usage(input_tokens=n, output_tokens=500))
     assert opt.estimate_cost(task, "sonnet", batch=True) == pytest.approx(
         opt.estimate_cost(task, "sonnet") / 2)
-    assert opt.estimate_cost({"type": "image", "prompt": "x"}, "flux_dev") == 0.025
+    # $0.025 a megapixel; the default 1024x1024 image is 1.05 megapixels, billed as 2
+    assert opt.estimate_cost({"type": "image", "prompt": "x"}, "flux_dev") == pytest.approx(0.05)
 
 
 # --- prompts and batches -----------------------------------------------------------------------
@@ -319,3 +320,14 @@ def test_any_task_is_analyzed_or_refused_with_a_named_error(task):
         assert str(e)
         return
     assert choice.model and choice.worst_case_cost_usd >= 0
+
+
+def test_the_estimate_of_an_image_is_what_the_provider_bills_for_it():
+    from cfopt.providers import Providers
+    from cfopt.providers.base import Call
+    from cfopt.workload import Request
+    cost = CostOptimizer()
+    for model in ("flux_schnell", "flux_dev"):
+        r = Request(t=0, type="image", prompt="a red kite over a beach at dusk")
+        billed = Providers(seed=0).send(Call(model, r.prompt)).cost_usd
+        assert cost.estimate_cost(r, model) == pytest.approx(billed)

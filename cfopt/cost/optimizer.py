@@ -24,7 +24,7 @@ from typing import Any
 
 from .compress import DEFAULT_RULES, CompressionResult, CompressionRules, compress_prompt
 from ..errors import ConfigError
-from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog
+from ..pricing import PriceCatalog, Usage, clip_usage, load_catalog, megapixels
 from ..providers.base import DEFAULT_MAX_TOKENS, Call
 from .quality import COMPLEXITIES, QUALITIES, QualityBar, QualityTable, load_quality
 from ..tokens import count_tokens
@@ -50,7 +50,9 @@ def _premium_models() -> dict[str, str]:
 PREMIUM = _premium_models()
 # Video, audio and photo are not routed (no cited quality scores to route them by): the premium.
 _MEDIA_MODEL = {t: PREMIUM[t] for t in ("video", "audio", "photo")}
-ONE_IMAGE = Usage(images=1, megapixels=1)   # a 1024x1024 image: what image prices are compared on
+# The image a call makes by default (1024x1024), as fal bills it: 1.05 megapixels round up to 2.
+_DEFAULT_CALL = Call("flux_dev", "an image")
+ONE_IMAGE = Usage(images=1, megapixels=megapixels(_DEFAULT_CALL.width, _DEFAULT_CALL.height))
 
 # The complexity rules, as data a learner can read and change. A known task name decides;
 # otherwise words in the prompt; then length can only raise the level.
