@@ -127,3 +127,20 @@ def test_warming_on_a_generated_workload_is_accounted_for():
     # started earlier than the cold cache's refetch, so the two caches drift apart afterwards).
     assert r.warm.hits > r.cold.hits and r.warm.warm_used > 0
     assert 0 < r.precision_at_k < 1 and 0 < r.next_hit_at_k < 1
+
+
+def test_a_request_that_joins_its_warm_up_in_flight_counts_the_warm_up_as_used():
+    from cfopt.pipeline import Pipeline, PipelineConfig
+    from cfopt.workload import Request
+    wanted = Request(t=1.0, type="text", task="blog_post", max_tokens=600, user="ann",
+                     prompt="Write a blog post about repairing jeans at home.")
+    reqs = [Request(t=0.0, type="photo", prompt="red bicycle", user="ann"), wanted]
+    pipe = Pipeline(PipelineConfig())
+
+    def arrive(r):
+        if r.type == "photo":   # as a predictor would: ann asks for the post next
+            pipe.prefetch(wanted)
+    run = pipe.run(reqs, on_arrival=arrive)
+    post = run.outcomes[1]
+    assert post.source == "coalesced"            # the warm-up was still on its way at t = 1 s
+    assert run.warm["calls"] == 1 and run.warm["used"] == 1 and run.warm["wasted"] == 0

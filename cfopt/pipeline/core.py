@@ -491,6 +491,8 @@ class _Run:
             first = whole
         if shared:
             env.publish("latency", "coalesced", 1.0)
+            if self.warmed.pop(result.request_id, None) is not None:   # joined a warm-up in flight
+                self.warm["used"] += 1
         else:
             self.origins[result.request_id] = i
             if not self.enforce:   # else its reservation was settled already
