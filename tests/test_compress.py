@@ -97,6 +97,11 @@ def test_politeness_only_where_a_request_starts():
         "Hello, world! Write a program that prints it."
     assert compress_prompt("Hi, could you write a poem?").text == "Write a poem."
     assert compress_prompt("Hello! Write a poem.").text == "Write a poem."
+    # a capital after a courtesy word is a name or a title, not the request's verb
+    assert compress_prompt("Please Please Me: write its liner notes.").text == \
+        "Please Please Me: write its liner notes."
+    assert compress_prompt("Kindly Reply Ltd: write a tagline.").text == \
+        "Kindly Reply Ltd: write a tagline."
 
 
 def test_case_is_kept():

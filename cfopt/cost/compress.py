@@ -209,7 +209,7 @@ class _Compressor:
                 continue  # after "Translate into French:" comes the customer's text, not a request
             removed = m.group(0).strip(" \t,")
             rest = seg[m.end():]
-            if not removed or not re.match(r"[A-Za-z]", rest):
+            if not removed or not _carries_request(removed, rest):
                 continue  # nothing to drop, or no plain word follows to carry the request
             lead = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip(" \t"))]
             changes.append(f"dropped {removed!r}")
@@ -227,6 +227,20 @@ class _Compressor:
             pos = m.end() + stop
         out.append(seg[pos:])
         return "".join(out)
+
+
+def _carries_request(removed: str, rest: str) -> bool:
+    """Whether the word after a courtesy phrase can start the request once the phrase goes.
+
+    A lower-case word can ("Please write"); a capital only after a sentence ended ("Hello!
+    Write") or in text that shouts ("PLEASE WRITE"): otherwise it is a name or a title
+    ("Please Please Me", "Kindly Reply Ltd"), as in cache normalization.
+    """
+    word = re.match(r"[A-Za-z]+", rest)
+    if word is None:
+        return False
+    return (word.group().islower() or removed[-1] in ".!?"
+            or (removed.isupper() and word.group().isupper()))
 
 
 _COMPRESSORS: dict[CompressionRules, _Compressor] = {}
