@@ -464,3 +464,21 @@ def test_a_full_queue_sends_message_batches_work_before_its_window_ends():
     results = clock.run(main())
     assert [r.path for r in results] == ["batch_api"] * 3
     assert max(r.started_at for r in results) == pytest.approx(0.0)
+
+
+def test_a_message_batches_job_releases_its_results_together_when_its_last_request_ends():
+    """The API serves a batch's results once the job has ended: every task hears at the
+    slowest request's end, errors included, and each batch of the queue is one job."""
+    clock = VirtualClock()
+    latency = {"prompt t0": 600.0, "prompt t1": 1800.0, "prompt t2": 900.0}
+    fake = Fake(clock, latency=lambda call: latency[call.prompt],
+                fail=lambda call: ServerError("boom") if call.prompt == "prompt t3" else None)
+    bp = BatchProcessor(fake, clock=clock, config=BatchConfig(batch_size=4, group_text=False))
+    for t in tasks(4, priority="low"):
+        bp.add_task(t)
+    results = clock.run(bp.process_all())
+    assert [r.path for r in results] == ["batch_api"] * 4
+    assert [r.finished_at for r in results] == pytest.approx([1800.0] * 4)
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert [r.result.content for r in results[:3]] == [f"answer: prompt t{i}" for i in range(3)]
+    assert (bp.stats.batch_api_jobs, bp.stats.batch_api_calls, bp.stats.failed) == (1, 4, 1)

@@ -10,8 +10,9 @@ keeps its promise:
   group the API refuses for its size (its summed ``max_tokens`` over the tier's output tokens
   per minute) is sent again as two halves. A task's answer counts from the whole reply, not
   its first token: nothing can be split before the array is complete.
-- **batch_api** text of low priority: through the Message Batches API at half price, answered
-  when the batch ends (minutes, not seconds); fine for work nobody is waiting on.
+- **batch_api** text of low priority: through the Message Batches API at half price, one job
+  per batch, answered when the job ends (minutes, not seconds): the API serves a job's results
+  together, once its last request is done. Fine for work nobody is waiting on.
 - **parallel** images, video, audio, photos: one call each.
 
 Batches leave the queue when ``batch_size`` tasks wait or a task has waited ``max_wait_s``
@@ -321,13 +322,17 @@ class BatchProcessor:
         for task, enq in batch:
             path, model = self._path(task)
             groups.setdefault((path, task.type, model), []).append((task, enq))
-        jobs = []
+        jobs, batch_job = [], []
         for (path, _type, model), items in groups.items():
             if path == "grouped":
                 for i in range(0, len(items), self.config.group_max):
                     jobs.append(self._grouped(items[i:i + self.config.group_max], model, settle))
+            elif path == "batch_api":  # one Message Batches job per batch, any mix of models
+                batch_job.extend((t, e, model) for t, e in items)
             else:
                 jobs.extend(self._single(t, e, model, path, settle) for t, e in items)
+        if batch_job:
+            jobs.append(self._batch_job(batch_job, settle))
         outcomes = await asyncio.gather(*jobs, return_exceptions=True)
         crash = next((o for o in outcomes if isinstance(o, BaseException)), None)
         results = []
@@ -382,18 +387,32 @@ class BatchProcessor:
 
     async def _single(self, task: Task, enq: float, model: str, path: str, settle: Any) -> None:
         try:
-            batch = path == "batch_api"
             if path == "parallel":
                 self.stats.parallel_calls += 1
-            elif batch:
-                self.stats.batch_api_calls += 1
             else:
                 self.stats.single_calls += 1
-            result = await self._send(self._call(task, model, batch=batch), slot=not batch)
+            result = await self._send(self._call(task, model))
         except Exception as error:  # each task owns its error; the batch goes on
             settle(task, enq, path, error=error)
         else:
             settle(task, enq, path, result=result, cost=result.cost_usd)
+
+    async def _batch_job(self, items: list[tuple[Task, float, str]], settle: Any) -> None:
+        """One Message Batches job: each request runs in its own time, but the API serves the
+        results only once the whole job has ended, so every task hears at the slowest one's end
+        (as ``cfopt serve``'s batches do). An errored request comes back then too."""
+        self.stats.batch_api_jobs += 1
+        self.stats.batch_api_calls += len(items)
+        outs = await asyncio.gather(
+            *(self._send(self._call(t, model, batch=True), slot=False) for t, _, model in items),
+            return_exceptions=True)
+        for (task, enq, _), out in zip(items, outs):
+            if isinstance(out, Exception):  # each task owns its error; the job goes on
+                settle(task, enq, "batch_api", error=out)
+            elif isinstance(out, BaseException):
+                raise out   # a cancellation is not a task's outcome
+            else:
+                settle(task, enq, "batch_api", result=out, cost=out.cost_usd)
 
     def _groups(self, model: str) -> bool:
         return self.config.group_text and self._bad_replies.get(model, 0) < self.config.group_give_up

@@ -128,7 +128,8 @@ class BatchStats:
     split_failures: int = 0         # grouped calls whose answer did not split, or that failed
     grouping_stopped: list[str] = field(default_factory=list)   # models no longer grouped
     single_calls: int = 0
-    batch_api_calls: int = 0
+    batch_api_calls: int = 0        # requests sent through Message Batches
+    batch_api_jobs: int = 0         # the jobs they went in (one per batch that had any)
     parallel_calls: int = 0
     queued_max: int = 0             # the longest the queue got
     taken_over: int = 0             # tasks answered by another call for the same work (``take_over``)

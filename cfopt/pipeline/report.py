@@ -229,7 +229,8 @@ def build_report(requests: Sequence[Any], baseline: RunResult, optimized: RunRes
             pct(s["hit_rate"]), s["hit_rate"] > t.hit_rate, f"> {pct(t.hit_rate)}",
             false_hit_rate=fh_rate),
         "batch_processing": _criterion(
-            f"{batched} batches, {st.batch_api_calls if st else 0} Message Batches calls",
+            f"{batched} batches, {st.batch_api_calls if st else 0} Message Batches requests in "
+            f"{st.batch_api_jobs if st else 0} jobs",
             batched > 0, "non-urgent work processed in batches"),
         "live_dashboard": _criterion(
             "no monitor listened" if heard is None else
