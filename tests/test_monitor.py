@@ -298,3 +298,30 @@ def test_error_rate_shift_is_judged_as_proportions():
         clock.advance(1.0); m.track("error_rate", float(rng.random() < 0.3))
     (e,) = m.check_anomaly(["error_rate"])
     assert "from 0.2% to" in e.name and e.data["recent_mean"] > 0.15 and math.isfinite(e.data["z"])
+
+
+def test_a_slow_tail_names_the_model_whose_misses_set_it():
+    clock, bus = VirtualClock(), EventBus()
+    m = PerformanceMonitor(clock=clock, bus=bus)
+
+    def answer(value, cache, model=None):
+        clock.advance(0.5)
+        bus.publish(Event(clock.now(), "metric", "response_time", value,
+                          {"cache": cache, **({"model": model} if model else {})}))
+    for i in range(200):
+        answer(0.8, "miss", "claude-haiku-5-5")      # many misses, all under 2 s
+        answer(0.001, "hit")
+    for i in range(30):
+        answer(2.6, "miss", "claude-sonnet-5-5")     # fewer, over 2 s: they make the tail
+        answer(3.5, "miss", "claude-opus-5-5") if i < 3 else None
+    assert "response_time.miss.claude-haiku-5-5" in m.metrics()
+    tail = next(r for r in m.generate_report().recommendations if r.rule == "slow_tail")
+    assert tail.figure > 2.0 and "misses on claude-sonnet-5-5 weigh most" in tail.message
+    assert "30 of them" in tail.message and "faster adequate model" in tail.message
+    # Without models on the events, the rule still fires, with the general advice.
+    plain = PerformanceMonitor(clock=clock, bus=EventBus())
+    for _ in range(40):
+        clock.advance(0.5)
+        plain.track("response_time", 2.5)
+    tail = next(r for r in plain.generate_report().recommendations if r.rule == "slow_tail")
+    assert "weigh most" not in tail.message and "handle" in tail.message

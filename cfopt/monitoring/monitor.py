@@ -7,7 +7,8 @@ time series (timestamps from the event, or from the injected clock for ``track``
 event                                                       series it feeds
 ==========================================================  ===================================
 ``metric "response_time"`` value s, data ``cache`` hit/miss  ``response_time``, ``.hit``/``.miss``,
-                                                            ``hit_rate`` (1/0), ``error_rate`` (0)
+and ``model``                                               ``.miss.<model>``, ``hit_rate`` (1/0),
+                                                            ``error_rate`` (0)
 ``error`` (any name; a finished request that failed)        ``error_rate`` (1)
 ``metric "cost_usd"`` value USD                              ``cost_usd``, ``budget_burn``
 ``metric "cache_lookup"`` 1/0, data ``layer``               ``hit_rate.<layer>``
@@ -156,6 +157,8 @@ class PerformanceMonitor:
                 if cache in ("hit", "miss"):
                     self.track(f"response_time.{cache}", e.value, e.t)
                     self.track("hit_rate", 1.0 if cache == "hit" else 0.0, e.t)
+                    if cache == "miss" and e.data.get("model"):  # which model sets the tail
+                        self.track(f"response_time.miss.{e.data['model']}", e.value, e.t)
                 self.track("error_rate", 0.0, e.t)
             elif name == "cost_usd":
                 self._spent += e.value

@@ -75,10 +75,23 @@ def slow_tail(m: StatsSource, period: float | None) -> Recommendation | None:
     if s.count and s.p95 > RESPONSE_TARGET_S:
         miss = m.get_stats("response_time.miss", period)
         where = f" (misses alone: p95 {miss.p95:.2f} s)" if miss.count else ""
+        # The model whose misses weigh most in the tail: the most misses over the target.
+        slow = []
+        for name in m.metrics():
+            if name.startswith("response_time.miss."):
+                st = m.get_stats(name, period)
+                if st.count and st.p95 > RESPONSE_TARGET_S:
+                    slow.append((st.count, name.removeprefix("response_time.miss."), st))
+        if slow:
+            n, model, st = max(slow, key=lambda x: (x[0], x[1]))
+            where += f"; misses on {model} weigh most (p95 {st.p95:.2f} s over {n:,} of them)"
+            advice = ("route what allows it to a faster adequate model, stream text, answer "
+                      "media with a handle, defer work nobody waits on")
+        else:
+            advice = "defer slow media behind a handle, add a timeout with fallback"
         return Recommendation("slow_tail", "medium", "response_time.p95", s.p95, RESPONSE_TARGET_S,
                               f"p95 response time {s.p95:.2f} s is over the {RESPONSE_TARGET_S:g} s "
-                              f"target{where}: defer slow media behind a handle, add a timeout "
-                              "with fallback.")
+                              f"target{where}: {advice}.")
     return None
 
 
