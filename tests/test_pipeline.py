@@ -236,3 +236,29 @@ def test_an_urgent_request_takes_over_the_same_work_waiting_in_the_batching_queu
     run = Pipeline(PipelineConfig()).run(later)
     assert run.provider_calls == 2 and run.outcomes[0].source == "provider"
     assert run.outcomes[0].completed_s > 60      # a Message Batches job
+
+
+def test_each_answer_of_a_merged_call_keeps_its_own_origin_so_its_repeats_score_right():
+    from cfopt.pipeline.score import false_hits, quality_kept
+    a = "Write a 120-word product description for a ceramic pour-over dripper."
+    b = "Write an SEO meta description of at most 155 characters for a page about composting."
+    reqs = [Request(t=0.0, type="text", task="product_description", max_tokens=400, prompt=a,
+                    intent="product_description:dripper"),
+            Request(t=0.01, type="text", task="seo_meta", max_tokens=128, prompt=b,
+                    intent="seo_meta:composting"),
+            Request(t=60.0, type="text", task="seo_meta", max_tokens=128, prompt=b,
+                    intent="seo_meta:composting")]
+    from cfopt import PerformanceOptimizer
+    merging = Pipeline(PipelineConfig.select(without=["compression"]),
+                       latency=PerformanceOptimizer(max_batch_size=10))   # micro-batching on
+    run = merging.run(reqs)
+    first, second, repeat = run.outcomes
+    assert run.provider_calls == 1 and first.model == second.model     # one merged call
+    assert first.origin != second.origin and first.origin.split("#")[0] == second.origin.split("#")[0]
+    assert repeat.from_cache and repeat.origin == second.origin
+    # The repeat was served the seo_meta answer, and is scored so: no false hit, full quality
+    # as if each request had been answered on its own.
+    assert false_hits(reqs, run) == 0
+    alone = Pipeline(PipelineConfig.select(without=["compression"])).run(reqs)
+    assert alone.provider_calls == 2 and false_hits(reqs, alone) == 0
+    assert quality_kept(reqs, run) == pytest.approx(quality_kept(reqs, alone))

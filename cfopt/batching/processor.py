@@ -450,7 +450,10 @@ class BatchProcessor:
             await asyncio.gather(*(self._single(t, e, model, "single", settle) for t, e in items))
             return
         share = result.cost_usd / len(items)
-        # No answer of a grouped reply is usable before the whole array is in and split.
-        for (task, enq), answer in zip(items, answers):
+        # No answer of a grouped reply is usable before the whole array is in and split. Each
+        # is one piece of the reply, at its share of the cost, with an id that names the reply
+        # and the piece ("msg_...#2").
+        for k, ((task, enq), answer) in enumerate(zip(items, answers), 1):
             settle(task, enq, "grouped", cost=share, result=replace(
-                result, content=answer, first_content_s=result.latency_s))
+                result, content=answer, first_content_s=result.latency_s, cost_usd=share,
+                request_id=f"{result.request_id}#{k}"))

@@ -128,4 +128,7 @@ class QueryOptimizer:
             return await asyncio.gather(*(self._send(c) for c in calls), return_exceptions=True)
         self.stats.merged_requests += len(calls)
         share = result.cost_usd / len(calls)
-        return [replace(result, content=a, cost_usd=share) for a in answers]
+        # Each answer is one piece of the reply: its id names the reply and the piece
+        # ("msg_...#2"), so whoever serves it later can tell which request's answer it is.
+        return [replace(result, content=a, cost_usd=share, request_id=f"{result.request_id}#{k}")
+                for k, a in enumerate(answers, 1)]
