@@ -107,7 +107,7 @@ def tail(run) -> None:
           f"{TARGET_S:g} s allows {int(len(ok) * 0.05)}")
     for (model, kind), n in sorted(counts.items(), key=lambda kv: -kv[1]):
         p = Percentiles.of(by_model.get(model, []))
-        print(f"  {n:>4} {kind}es on {model}"
+        print(f"  {n:>4} {'misses' if kind == 'miss' else 'hits'} on {model}"
               + (f" (its interactive calls: {p.count}, median {p.p50 * 1e3:,.0f} ms)" if p else ""))
 
 

@@ -78,6 +78,33 @@ class Usage:
         values = {f: getattr(self, f) + getattr(other, f) for f in _NUMERIC_USAGE_FIELDS}
         return Usage(service_tier=tier, **values)
 
+    def split(self, n: int) -> tuple["Usage", ...]:
+        """``n`` shares that add up to this usage exactly: one per answer of a call that
+        answered ``n`` requests (a grouped or merged call). Counts go evenly, the remainder to
+        the first shares; media clips to the first share.
+
+        >>> [u.output_tokens for u in Usage(input_tokens=10, output_tokens=7).split(3)]
+        [3, 2, 2]
+        >>> sum(Usage(input_tokens=10, output_tokens=7).split(3), Usage()) == Usage(10, 7)
+        True
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"a usage splits into 1 or more shares, got {n!r}")
+        shares: list[dict[str, Any]] = [{} for _ in range(n)]
+        for f in _NUMERIC_USAGE_FIELDS:
+            v = getattr(self, f)
+            if f == "video_clips":
+                for k in range(n):
+                    shares[k][f] = v if k == 0 else ()
+            elif isinstance(v, int):
+                q, r = divmod(v, n)
+                for k in range(n):
+                    shares[k][f] = q + (k < r)
+            else:
+                for k in range(n):
+                    shares[k][f] = v / n
+        return tuple(Usage(service_tier=self.service_tier, **share) for share in shares)
+
     @property
     def prompt_tokens(self) -> int:
         """Every input token of the request: uncached, cache writes and cache reads."""

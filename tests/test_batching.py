@@ -482,3 +482,23 @@ def test_a_message_batches_job_releases_its_results_together_when_its_last_reque
     assert [r.ok for r in results] == [True, True, True, False]
     assert [r.result.content for r in results[:3]] == [f"answer: prompt t{i}" for i in range(3)]
     assert (bp.stats.batch_api_jobs, bp.stats.batch_api_calls, bp.stats.failed) == (1, 4, 1)
+
+
+def test_a_cancelled_request_of_a_message_batches_job_costs_no_other_task_its_answer():
+    import asyncio
+    clock = VirtualClock()
+
+    class Cancelling(Fake):
+        async def asend(self, call):
+            if call.prompt == "prompt t0":
+                raise asyncio.CancelledError()
+            return await super().asend(call)
+    bp = BatchProcessor(Cancelling(clock, latency=60.0), clock=clock,
+                        config=BatchConfig(batch_size=3, group_text=False))
+    for t in tasks(3, priority="low"):
+        bp.add_task(t)
+    results = clock.run(bp.process_all())
+    assert [(r.path, r.ok) for r in results] == [("batch_api", False), ("batch_api", True),
+                                                 ("batch_api", True)]
+    assert [r.result.content for r in results[1:]] == ["answer: prompt t1", "answer: prompt t2"]
+    assert (bp.stats.succeeded, bp.stats.failed) == (2, 1)

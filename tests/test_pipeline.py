@@ -259,6 +259,8 @@ def test_each_answer_of_a_merged_call_keeps_its_own_origin_so_its_repeats_score_
     # The repeat was served the seo_meta answer, and is scored so: no false hit, full quality
     # as if each request had been answered on its own.
     assert false_hits(reqs, run) == 0
+    # The budget counts the merged call once, over its two answers' shares.
+    assert first.cost_usd + second.cost_usd == pytest.approx(run.usage.spend_usd)
     alone = Pipeline(PipelineConfig.select(without=["compression"])).run(reqs)
     assert alone.provider_calls == 2 and false_hits(reqs, alone) == 0
     assert quality_kept(reqs, run) == pytest.approx(quality_kept(reqs, alone))

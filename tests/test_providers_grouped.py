@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from cfopt.clock import VirtualClock
 from cfopt.latency.coalesce import QueryOptimizer
 from cfopt.errors import ConfigError
 from cfopt.batching.grouping import GROUP_SYSTEM, group_prompt, split_answers
-from cfopt.pricing import load_catalog
+from cfopt.pricing import Usage, load_catalog
 from cfopt.providers import Call, ClaudeProvider, Providers
 from cfopt.providers.grouped import read_group
 from cfopt.server import ServerConfig, serve_in_thread
@@ -245,19 +246,21 @@ def test_grouped_versus_single_calls_cost_and_tokens():
     by_id = {t.id: t for t in tasks}
     alone = {r.id: r.result for r in single}
     members: dict[str, list[str]] = {}
-    calls = {}
+    calls: dict[str, Usage] = {}   # each grouped call's usage: the sum of its answers' shares
     for r in grouped:
         if r.path == "grouped":
-            members.setdefault(r.result.request_id, []).append(r.id)
-            calls[r.result.request_id] = r.result
+            reply, _, piece = r.result.request_id.rpartition("#")   # "msg_...#2": the 2nd answer
+            assert piece == str(len(members.get(reply, [])) + 1)
+            members.setdefault(reply, []).append(r.id)
+            calls[reply] = calls.get(reply, Usage()) + r.result.usage
             if alone[r.id].stop_reason == "end_turn":   # the same answer as the call of its own
                 assert r.result.content == alone[r.id].content, r.id
     # Token by token, a grouped call pays the grouped system prompt and the JSON quoting (and
     # the escaping of line breaks in its answers) and saves the framing of every call but one.
     framing = ClaudeProvider().framing_tokens
     totals = {"grouped in": 0, "single in": 0, "grouped out": 0, "single out": 0}
-    for rid, result in calls.items():
-        ids = members[rid]
+    for rid, usage in calls.items():
+        ids, result = members[rid], SimpleNamespace(usage=usage)
         prompts = [by_id[i].prompt for i in ids]
         system, prompt = group_prompt(prompts)
         single_in = sum(alone[i].usage.input_tokens for i in ids)

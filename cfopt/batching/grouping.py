@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from typing import Sequence
 
+from ..providers.base import Result
 from ..providers.grouped import GROUP_SYSTEM, group_prompt
 
-__all__ = ["GROUP_SYSTEM", "group_prompt", "split_answers"]
+__all__ = ["GROUP_SYSTEM", "group_prompt", "split_answers", "answer_pieces"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
@@ -45,3 +48,15 @@ def split_answers(content: str, n: int) -> list[str] | None:
             or not all(isinstance(a, str) and a.strip() for a in answers)):
         return None
     return answers
+
+
+def answer_pieces(result: Result, answers: Sequence[str]) -> list[Result]:
+    """One ``Result`` per answer of a grouped reply: its answer, its share of the usage
+    (``Usage.split``) and of the cost, and an id naming the reply and the piece ("msg_...#2"),
+    so whoever serves the answer later can tell whose it is, and a budget counts the call once
+    over all its pieces."""
+    n = len(answers)
+    share = result.cost_usd / n
+    return [replace(result, content=answer, usage=usage, cost_usd=share,
+                    request_id=f"{result.request_id}#{k}" if result.request_id else "")
+            for k, (answer, usage) in enumerate(zip(answers, result.usage.split(n)), 1)]

@@ -44,7 +44,7 @@ from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, InvalidRequest
 from ..events import Event, EventBus
 from ..providers.base import DEFAULT_MAX_TOKENS, Call, Result
-from .grouping import GROUP_SYSTEM, group_prompt, split_answers
+from .grouping import GROUP_SYSTEM, answer_pieces, group_prompt, split_answers
 from .priority import PRIORITY_RANK, AgingQueue
 from .resilience import Resilience, RetryPolicy
 from .types import DEFAULT_MODELS, TEXT_TYPES, BatchConfig, BatchStats, Sender, Task, TaskResult
@@ -338,7 +338,8 @@ class BatchProcessor:
         results = []
         for task, enq in batch:  # whatever went wrong above, no task leaves without an outcome
             if task.id not in done:
-                settle(task, enq, "single", error=crash or RuntimeError("task was not processed"))
+                settle(task, enq, self._path(task)[0],
+                       error=crash or RuntimeError("task was not processed"))
             r = done[task.id]
             if r.ok:
                 self.stats.succeeded += 1
@@ -406,13 +407,16 @@ class BatchProcessor:
         outs = await asyncio.gather(
             *(self._send(self._call(t, model, batch=True), slot=False) for t, _, model in items),
             return_exceptions=True)
+        cancelled = None
         for (task, enq, _), out in zip(items, outs):
-            if isinstance(out, Exception):  # each task owns its error; the job goes on
+            if isinstance(out, BaseException):  # each task owns its error; the job goes on
                 settle(task, enq, "batch_api", error=out)
-            elif isinstance(out, BaseException):
-                raise out   # a cancellation is not a task's outcome
+                if not isinstance(out, Exception) and cancelled is None:
+                    cancelled = out   # passed on once every task of the job has its outcome
             else:
                 settle(task, enq, "batch_api", result=out, cost=out.cost_usd)
+        if cancelled is not None:
+            raise cancelled
 
     def _groups(self, model: str) -> bool:
         return self.config.group_text and self._bad_replies.get(model, 0) < self.config.group_give_up
@@ -449,11 +453,7 @@ class BatchProcessor:
             self.stats.split_failures += 1
             await asyncio.gather(*(self._single(t, e, model, "single", settle) for t, e in items))
             return
-        share = result.cost_usd / len(items)
-        # No answer of a grouped reply is usable before the whole array is in and split. Each
-        # is one piece of the reply, at its share of the cost, with an id that names the reply
-        # and the piece ("msg_...#2").
-        for k, ((task, enq), answer) in enumerate(zip(items, answers), 1):
-            settle(task, enq, "grouped", cost=share, result=replace(
-                result, content=answer, first_content_s=result.latency_s, cost_usd=share,
-                request_id=f"{result.request_id}#{k}"))
+        # No answer of a grouped reply is usable before the whole array is in and split.
+        pieces = answer_pieces(replace(result, first_content_s=result.latency_s), answers)
+        for (task, enq), piece in zip(items, pieces):
+            settle(task, enq, "grouped", cost=piece.cost_usd, result=piece)

@@ -20,10 +20,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
-from ..batching.grouping import group_prompt, split_answers
+from ..batching.grouping import answer_pieces, group_prompt, split_answers
 from ..cache.singleflight import SingleFlight
 from ..clock import Clock, VirtualClock
 from .microbatch import MicroBatcher
@@ -127,8 +127,4 @@ class QueryOptimizer:
             self.stats.split_failures += 1
             return await asyncio.gather(*(self._send(c) for c in calls), return_exceptions=True)
         self.stats.merged_requests += len(calls)
-        share = result.cost_usd / len(calls)
-        # Each answer is one piece of the reply: its id names the reply and the piece
-        # ("msg_...#2"), so whoever serves it later can tell which request's answer it is.
-        return [replace(result, content=a, cost_usd=share, request_id=f"{result.request_id}#{k}")
-                for k, a in enumerate(answers, 1)]
+        return answer_pieces(result, answers)

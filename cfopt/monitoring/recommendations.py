@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from .series import Stats
 
@@ -47,6 +47,7 @@ class StatsSource(Protocol):
     """What a rule may ask a monitor."""
 
     def get_stats(self, metric: str, period: float | None = None) -> Stats: ...
+    def series(self, metric: str, period: float | None = None) -> tuple[Any, Any]: ...
     def metrics(self) -> list[str]: ...
     @property
     def anomalies(self) -> list: ...
@@ -75,18 +76,20 @@ def slow_tail(m: StatsSource, period: float | None) -> Recommendation | None:
     if s.count and s.p95 > RESPONSE_TARGET_S:
         miss = m.get_stats("response_time.miss", period)
         where = f" (misses alone: p95 {miss.p95:.2f} s)" if miss.count else ""
-        # The model whose misses weigh most in the tail: the most misses over the target.
-        slow = []
+        # The model whose misses weigh most in the tail: the most of them over the target.
+        over: list[tuple[int, str, int]] = []
         for name in m.metrics():
             if name.startswith("response_time.miss."):
-                st = m.get_stats(name, period)
-                if st.count and st.p95 > RESPONSE_TARGET_S:
-                    slow.append((st.count, name.removeprefix("response_time.miss."), st))
-        if slow:
-            n, model, st = max(slow, key=lambda x: (x[0], x[1]))
-            where += f"; misses on {model} weigh most (p95 {st.p95:.2f} s over {n:,} of them)"
-            advice = ("route what allows it to a faster adequate model, stream text, answer "
-                      "media with a handle, defer work nobody waits on")
+                _, values = m.series(name, period)
+                n = int((values > RESPONSE_TARGET_S).sum())
+                if n:
+                    over.append((n, name.removeprefix("response_time.miss."), len(values)))
+        if over:
+            n, model, total = max(over)
+            where += (f"; misses on {model} weigh most ({n:,} of its {total:,} over "
+                      f"{RESPONSE_TARGET_S:g} s)")
+            advice = ("where quality allows, a faster model; stream text, answer media with a "
+                      "handle, defer work nobody waits on")
         else:
             advice = "defer slow media behind a handle, add a timeout with fallback"
         return Recommendation("slow_tail", "medium", "response_time.p95", s.p95, RESPONSE_TARGET_S,
