@@ -445,7 +445,7 @@ class CacheManager:
               task: str | None = None, quality: str = "standard") -> bool:
         """Cache ``result`` as the answer to ``call``, as ``fetch`` does after a provider call.
 
-        For callers that make provider calls their own way (``cfopt.pipeline.core`` runs its own
+        For callers that make provider calls their own way (``cfopt.pipeline.serving`` runs its own
         single-flight lanes). The near-duplicate index learns the prompt too, in the scope
         ``lookup`` searches. Returns whether it was stored (a truncated answer is not).
         """

@@ -1,6 +1,7 @@
 """End to end: the ``Pipeline`` made of the course's stages, its replays, scoring and report.
 
-- ``core``: ``Pipeline`` (stages cost, cache, latency, batching, monitor; hooks), ``run_both``
+- ``core``: ``Pipeline`` (stages cost, cache, latency, batching, monitor; hooks), ``run_both``;
+  ``serving``: one run of it, the serving loop
 - ``types``: ``PipelineConfig`` (the switches), ``Outcome``, ``RunResult``; ``env``: ``RunEnv``
 - ``replay``: the dashboard's seam (``Controls``, ``PipelineReplay``, ``ProviderReplay``)
 - ``score``: quality kept, false hits, the ceilings and floors (``limits``)

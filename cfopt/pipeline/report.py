@@ -32,7 +32,6 @@ import numpy as np
 from ..cache.normalize import normalize_prompt
 from ..cost.optimizer import PREMIUM
 from ..monitoring.series import percentile
-from ..workload import TEXT_TYPES
 from .env import STAGE_OF
 from .score import QUALITY_BAR, Limits, false_hits, first_of_intent, quality_kept
 from .types import RunResult
