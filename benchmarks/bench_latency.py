@@ -33,7 +33,9 @@ from dataclasses import replace
 from cfopt import CostOptimizer, PerformanceOptimizer, Pipeline
 from cfopt.cost.quality import QualityBar
 from cfopt.latency import Percentiles, latency_summary
-from cfopt.pipeline import run_both, run_report
+from cfopt.course.decisions.capstone import Day
+from cfopt.monitoring import MonitorConfig, PerformanceMonitor
+from cfopt.pipeline import run_both
 from cfopt.workload import load
 
 TARGET_S = 2.0   # the exercise's "response time under 2 s", judged on p95
@@ -117,14 +119,18 @@ def trade(requests, seed: int) -> None:
     router = CostOptimizer()
     fast = min((m for m in router.catalog.text_models() if m.id in router.quality.scores),
                key=lambda m: float(m["ttft_s"])).id
-    routed: dict[tuple[str, str], int] = defaultdict(int)
     keeps: dict[tuple, list[tuple[float, float]]] = defaultdict(list)   # (fast's score, the need)
     for r in requests:
         if r.type in ("text", "analysis"):
             choice = router.select_optimal_model(r)
-            routed[(r.task, choice.model)] += 1
             keeps[(r.task, choice.model)].append((router.quality.score(fast, choice.complexity),
                                                   choice.need))
+    day = Day(requests, seed=seed)   # the baseline and the limits, computed once for every line
+
+    def report(**stages) -> dict:
+        monitor = PerformanceMonitor(config=MonitorConfig(retention_s=None))
+        return day.report(Pipeline(monitor=monitor, **stages), checked=False)
+
     def line(label: str, rep: dict) -> str:
         c = rep["success_criteria"]
         return (f"  {label:<28} p95 {rep['details']['p95_ms']:>8,.1f} ms  quality kept "
@@ -132,24 +138,21 @@ def trade(requests, seed: int) -> None:
                 f"all five: {'yes' if all(x['passed'] for x in c.values()) else 'no '}")
     print(f"\nbuying latency (the fastest text model: {fast}); only the first line is what the kit "
           "ships")
-    print(line("as shipped", run_report(requests, seed=seed)[0]))
+    print(line("as shipped", report()))
     shipped = Pipeline().latency   # the pipeline's own latency stage, less its handshakes
-    warm = WarmConnections(max_batch_size=shipped.max_batch_size, max_wait_s=shipped.max_wait_s)
-    rep, _ = run_report(requests, seed=seed, stages={"latency": warm})
-    print(line("no handshakes at all", rep))
+    print(line("no handshakes at all", report(latency=WarmConnections(
+        max_batch_size=shipped.max_batch_size, max_wait_s=shipped.max_wait_s))))
     best = max(router.quality.score(fast, level) for level in ("low", "medium", "high"))
     bar = QualityBar(low=min(QualityBar().low, best), standard=best)
-    rep, _ = run_report(requests, seed=seed, stages={"cost": CostOptimizer(quality_bar=bar)})
-    print(line(f"standard bar {best:.2%}", rep) + f"  (every standard request {fast} can serve "
-          "moves)")
-    slow = sorted((task, model, n) for (task, model), n in routed.items()
-                  if model != fast and router.quality.premium != model)
-    for task, model, n in slow:
-        rep, _ = run_report(requests, seed=seed, stages={"cost": OneTaskFaster(task, model, fast)})
-        print(line(f"{task} -> {fast.split('-')[1]}", rep) + f"  ({n} requests; "
-              f"{fast.split('-')[1]} keeps {min(k for k, _ in keeps[task, model]):.1%} of the premium "
-              f"where they need {max(need for _, need in keeps[task, model]):.0%})")
-
+    print(line(f"standard bar {best:.2%}", report(cost=CostOptimizer(quality_bar=bar)))
+          + f"  (every standard request {fast} can serve moves)")
+    short = fast.split("-")[1]
+    for (task, model), kept in sorted(keeps.items()):
+        if model == fast or model == router.quality.premium:
+            continue
+        print(line(f"{task} -> {short}", report(cost=OneTaskFaster(task, model, fast)))
+              + f"  ({len(kept)} requests; {short} keeps {min(k for k, _ in kept):.1%} of the "
+              f"premium where they need {max(need for _, need in kept):.0%})")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -313,7 +313,8 @@ def test_a_slow_tail_names_the_model_whose_misses_set_it():
         answer(0.001, "hit")
     for i in range(30):
         answer(2.6, "miss", "claude-sonnet-5-5")     # fewer, over 2 s: they make the tail
-        answer(3.5, "miss", "claude-opus-5-5") if i < 3 else None
+        if i < 3:
+            answer(3.5, "miss", "claude-opus-5-5")
     assert "response_time.miss.claude-haiku-5-5" in m.metrics()
     tail = next(r for r in m.generate_report().recommendations if r.rule == "slow_tail")
     assert tail.figure > 2.0 and "misses on claude-sonnet-5-5 weigh most" in tail.message
