@@ -302,7 +302,9 @@ def test_fal_queue_moves_through_its_states_on_the_clock(serve):
 
 @pytest.mark.parametrize("endpoint, key", [("video_5s", "video"), ("fal-ai/stable-audio", "audio_file")])
 def test_fal_video_and_audio_shapes(serve, endpoint, key):
-    url = serve(ServerConfig(time_scale=100_000))
+    # Results are kept fal_retention_s of server time: at a high time_scale an hour is a few
+    # milliseconds, and a busy machine may fetch the result after it expired (seen in CI).
+    url = serve(ServerConfig(time_scale=2_000, fal_retention_s=86_400))
     sub = HTTP.post(f"{url}/fal/{endpoint}", headers=KEY, json={"prompt": "waves at dusk"}).json()
     while HTTP.get(sub["status_url"], headers=KEY).json()["status"] != "COMPLETED":
         time.sleep(0.01)
