@@ -119,7 +119,7 @@ def test_unreachable_server_is_a_retryable_error():
 # --- against a real server ------------------------------------------------------------------
 def test_every_endpoint_through_the_sync_client(serve, caplog):
     caplog.set_level(logging.DEBUG)
-    url = serve(ServerConfig(time_scale=20_000))
+    url = serve(ServerConfig(time_scale=20_000, fal_retention_s=86_400))  # a result outlives a slow poll
     with CfoptClient(url, api_key=PLANTED) as client:
         msg = client.messages("haiku", "Write a tagline for a bakery.", max_tokens=100)
         assert msg["type"] == "message" and msg["usage"]["output_tokens"] > 0
