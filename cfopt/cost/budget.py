@@ -158,8 +158,12 @@ class UsageTracker:
         return f"UsageTracker(config={self.config!r}, store={self.store!r})"
 
     # -- money before a call ------------------------------------------------------------------
-    def worst_case_usd(self, call: Call) -> float:
-        """The most ``call`` can cost: every input token and ``max_tokens`` of output."""
+    def worst_case_usd(self, call: Call, *, copies: int = 1) -> float:
+        """The most ``call`` can cost: every input token and ``max_tokens`` of output.
+
+        ``copies``: the call goes as that many tied copies (``cfopt.latency.tie``); each copy
+        but one may be closed early and is billed its input.
+        """
         info = self.catalog.model(call.model)
         if info.kind == "text":
             system = count_tokens(call.system) if call.system else 0
@@ -181,17 +185,21 @@ class UsageTracker:
             usage = Usage(audio_minutes=call.minutes)
         else:
             usage = Usage(requests=1, billable_requests=1)
-        return self.catalog.cost(info.id, usage)
+        extra = (copies - 1) * self.catalog.cost(info.id, replace(usage, output_tokens=0)) \
+            if info.kind == "text" and copies > 1 else 0.0
+        return self.catalog.cost(info.id, usage) + extra
 
     def reserve(self, call: Call, *, user: str | None = None,
-                fallbacks: Sequence[str] = ()) -> Reservation:
+                fallbacks: Sequence[str] = (), copies: int = 1) -> Reservation:
         """Hold the worst-case cost of ``call``; refuse or downgrade when a budget cannot.
+
+        ``copies``: how many tied copies the call goes as (held for each fallback too).
 
         Raises ``BudgetExceeded`` at the cap and ``BudgetStoreError`` when the store cannot
         answer: either way nothing is held and the call must not be sent.
         """
         periods = self.config.periods(self.clock.now())
-        amount = self.worst_case_usd(call)
+        amount = self.worst_case_usd(call, copies=copies)
         lease_s = self.config.batch_lease_s if call.batch else self.config.lease_s
         self._guarded(self.flush, strict=True)  # settlements owed go first: they free money
         failed, lease = self._try(periods, amount, lease_s)
@@ -202,7 +210,7 @@ class UsageTracker:
         if self.config.on_exhausted == "downgrade":
             for model in fallbacks:
                 cheaper = replace(call, model=model)
-                cost = self.worst_case_usd(cheaper)
+                cost = self.worst_case_usd(cheaper, copies=copies)
                 if cost >= amount:
                     continue
                 failed_too, lease = self._try(periods, cost, lease_s)

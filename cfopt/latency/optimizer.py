@@ -46,6 +46,7 @@ from .lazy import LARGE_IMAGE_MP, LazyContent, LazyLoader, is_deferred
 from .microbatch import MicroBatcher
 from .payload import COMPRESS_THRESHOLD, Compressed, compress, decompress
 from .pool import KEEPALIVE_S, MAX_KEEPALIVE, ConnectedSender, ConnectionPool
+from .tie import TIE_OVER_S, TiedSender
 from ..monitoring.series import percentile  # the monitor's percentile: one definition for the kit
 
 __all__ = ["PerformanceOptimizer", "Percentiles", "LatencySummary", "latency_summary",
@@ -115,22 +116,29 @@ class PerformanceOptimizer:
     Knobs (``set_params(latency__...)`` changes them while a run goes on): ``max_batch_size``
     and ``max_wait_s`` (micro-batching of interactive text: 1 sends each call at once),
     ``large_image_mp`` (what lazy loading defers), ``max_in_flight`` (calls out at once; None:
-    no cap), ``compress_payloads``, ``limits`` (httpx's, for the real HTTP clients and the
-    simulated pool's keep-alive).
+    no cap), ``compress_payloads``, ``tie_over_s`` (with the ``tying`` switch: interactive
+    text to a model whose median first token is slower than this goes as two tied copies,
+    ``cfopt.latency.tie``; None: never), ``limits`` (httpx's, for the real HTTP clients and
+    the simulated pool's keep-alive).
     """
 
-    KNOBS = ("max_batch_size", "max_wait_s", "large_image_mp", "max_in_flight", "compress_payloads")
+    KNOBS = ("max_batch_size", "max_wait_s", "large_image_mp", "max_in_flight", "compress_payloads",
+             "tie_over_s")
 
     def __init__(self, sender: Any = None, *, clock: Clock | None = None, max_batch_size: int = 10,
                  max_wait_s: float = 0.05, large_image_mp: float = LARGE_IMAGE_MP,
                  limits: httpx.Limits | None = None, max_in_flight: int | None = None,
-                 compress_payloads: bool = True) -> None:
+                 compress_payloads: bool = True, tie_over_s: float | None = TIE_OVER_S) -> None:
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
         if not max_wait_s >= 0:
             raise ConfigError(f"max_wait_s must be >= 0 seconds, got {max_wait_s!r}")
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ConfigError(f"max_in_flight must be a positive integer or None, got {max_in_flight!r}")
+        if tie_over_s is not None and not tie_over_s >= 0:
+            raise ConfigError(f"tie_over_s must be >= 0 seconds or None, got {tie_over_s!r}")
+        self.tie_over_s = tie_over_s
+        self.tie: TiedSender | None = None   # the run's tied requests (the ``tying`` switch)
         self.sender = sender
         self.clock: Clock = clock or getattr(sender, "clock", None) or VirtualClock()
         self._max_batch_size, self._max_wait_s = max_batch_size, max_wait_s
@@ -149,7 +157,8 @@ class PerformanceOptimizer:
     def __repr__(self) -> str:
         return (f"PerformanceOptimizer(max_batch_size={self.max_batch_size}, "
                 f"max_wait_s={self.max_wait_s}, large_image_mp={self.large_image_mp}, "
-                f"max_in_flight={self.max_in_flight}, compress_payloads={self.compress_payloads})")
+                f"max_in_flight={self.max_in_flight}, compress_payloads={self.compress_payloads}, "
+                f"tie_over_s={self.tie_over_s})")
 
     # -- knobs that reach the running parts ---------------------------------------------------
     @property
@@ -184,7 +193,12 @@ class PerformanceOptimizer:
             env.counter, self.pool, compress_payloads=self.compress_payloads,
             max_in_flight=self.max_in_flight,
             on_event=lambda name, value: env.publish("latency", name, value))
-        via = _EnvSender(env)
+        via: Any = _EnvSender(env)
+        self.tie = None
+        if getattr(env.config, "tying", False):
+            via = self.tie = TiedSender(via, clock=env.clock, catalog=env.catalog,
+                                        over_s=lambda: self.tie_over_s, bill=env.counter.bill,
+                                        on_event=lambda name, value: env.publish("latency", name, value))
         self.sender = via
         self.loader = LazyLoader(via, clock=env.clock, catalog=env.catalog,
                                  large_image_mp=self.large_image_mp)

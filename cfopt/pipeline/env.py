@@ -32,7 +32,7 @@ __all__ = ["RunEnv", "STAGES", "STAGE_OF"]
 STAGES = ("cost", "cache", "latency", "batching", "monitor")
 # Which stage each switch of ``PipelineConfig`` belongs to.
 STAGE_OF = {"routing": "cost", "compression": "cost", "cache": "cache", "dedup": "cache",
-            "coalescing": "latency", "lazy": "latency", "pooling": "latency",
+            "coalescing": "latency", "lazy": "latency", "pooling": "latency", "tying": "latency",
             "batching": "batching", "resilience": "batching"}
 
 

@@ -52,5 +52,13 @@ class CountingSender:
             self.on_result(result)
         return result
 
+    def bill(self, closed: Result) -> None:
+        """Price a call counted already that the caller closed early, at what ``closed`` bills
+        (a tied copy that lost the race: ``cfopt.latency.tie``)."""
+        self.cost_usd += closed.cost_usd
+        self.by_model[closed.model] += 1
+        if self.on_result is not None:
+            self.on_result(closed)
+
     def for_model(self, name: str):
         return self.target.for_model(name)  # type: ignore[attr-defined]

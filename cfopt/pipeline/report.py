@@ -127,6 +127,14 @@ def _applied(run: RunResult) -> list[str]:
         elif name == "pooling" and run.pool is not None:
             out.append(f"connection pooling: {run.pool.connections_opened} connections opened, "
                        f"{run.pool.reused} calls on a warm one")
+        elif name == "tying":
+            t = run.ties
+            out.append(f"tied requests: {t.tied} slow interactive calls sent as copies; a later copy "
+                       f"showed its first token first {t.later_copy_won} times "
+                       f"({t.gained_s:,.1f} s gained in all); {t.closed} copies closed, their input "
+                       f"billed ${t.closed_cost_usd:.4f} (in the cost above); the gain assumes the copies' "
+                       "speeds independent, an upper bound (docs/performance.md)" if t is not None
+                       else "tied requests")
         elif name == "resilience":
             r = run.resilience
             out.append(f"resilience: {r.retries} retries, {r.fallbacks} fallbacks, "

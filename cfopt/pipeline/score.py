@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Sequence
 
 
@@ -30,6 +31,7 @@ from ..cost.compress import compress_prompt
 from ..cost.optimizer import CostOptimizer
 from ..errors import ProviderError
 from ..latency.lazy import DEFERRED_KINDS, LARGE_IMAGE_MP
+from ..latency.tie import TIE_COPIES
 from ..monitoring.series import percentile
 from ..pricing import DEFAULT_PROFILE
 from ..providers import Call, Providers, Result
@@ -77,6 +79,8 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
     - ``latency_floor_p95_s``: every first request of an intent at the first useful content of
       the fastest adequate model at its median speed (a handle for deferrable work: media,
       low-priority text), every repeat at a memory-cache read; the 95th percentile of that.
+      Streamed text may go as ``TIE_COPIES`` tied copies (``cfopt.latency.tie``): its first
+      token counts at the median of the earliest of that many draws.
     """
     stats = workload_stats(requests)
     providers = Providers(seed=seed, profile=profile, speeds=speeds)
@@ -174,12 +178,18 @@ def _fastest_first_content(r: Request, result: Result, optimizer: CostOptimizer,
 def _median_first_content_s(info: Any, kind: str, output_tokens: int, megapixels: float) -> float:
     if info.kind == "text":
         ttft = float(info["ttft_s"])
-        return ttft if kind in STREAMED_TYPES else ttft + output_tokens / float(info["tokens_per_s"])
+        if kind in STREAMED_TYPES:   # the earliest of the tied copies' log-normal draws
+            return ttft * math.exp(float(info["jitter"]) * _EARLIEST_OF_COPIES_Z)
+        return ttft + output_tokens / float(info["tokens_per_s"])
     if info.kind == "image":
         return float(info["queue_s"]) + float(info["gen_s_per_mp"]) * max(megapixels, 1)
     if info.kind == "photo":
         return float(info["latency_s"])
     return NETWORK_RTT_S
+
+
+# The median of the least of k independent standard normal draws: P(min <= z) = 1/2.
+_EARLIEST_OF_COPIES_Z = NormalDist().inv_cdf(1 - 0.5 ** (1 / TIE_COPIES))
 
 
 def first_of_intent(requests: Sequence[Request]) -> list[int]:

@@ -145,6 +145,7 @@ class _Run:
             end - first, time.perf_counter() - start, self.origins, layers, self.alerts,
             self.tracker.spend_by("user"), self.tracker.stats, batches=p.batching.stats,
             transport=p.latency.transport.stats if p.latency.transport is not None else None,
+            ties=getattr(getattr(p.latency, "tie", None), "stats", None),
             events_by_stage=dict(sorted(self.events_by_stage.items())), heard_by_monitor=heard,
             verification={"calls": self.verify.calls, "failed": self.verify.failed,
                           "cost_usd": round(self.verify.cost_usd, 9)},
@@ -299,7 +300,9 @@ class _Run:
             # Hold the worst case over all retries; a failure frees it. At the cap, a call may
             # be downgraded to the model the cost stage would route it to.
             cheapest = self.p.cost.select_optimal_model(_routing_view(r)).model
-            held = self.tracker.reserve(call, user=r.user, fallbacks=(cheapest,))
+            tie = getattr(latency, "tie", None)   # tied copies are held too
+            copies = tie.copies if path == "interactive" and tie is not None and tie.ties(call) else 1
+            held = self.tracker.reserve(call, user=r.user, fallbacks=(cheapest,), copies=copies)
             try:
                 result = await self._send(held.call, path, r, latency, key)
             except BaseException:

@@ -1,7 +1,7 @@
 """The pipeline's vocabulary: which optimizations exist, the switches, and what a replay returns.
 
 >>> PipelineConfig.select(without=["routing", "batching", "lazy"])  # doctest: +ELLIPSIS
-PipelineConfig(on=['compression', 'cache', 'dedup', 'coalescing', 'pooling', 'resilience'], off=[...])
+PipelineConfig(on=['compression', 'cache', 'dedup', 'coalescing', 'pooling', 'tying', 'resilience'], off=[...])
 >>> PipelineConfig.baseline().applied
 ()
 """
@@ -15,11 +15,12 @@ from ..batching.types import BatchStats
 from ..cost.budget import UsageStats
 from ..errors import ConfigError
 from ..latency.pool import PoolStats, TransportStats
+from ..latency.tie import TieStats
 
 __all__ = ["OPTIMIZATIONS", "STREAMED_TYPES", "PipelineConfig", "Outcome", "RunResult"]
 
 OPTIMIZATIONS = ("routing", "compression", "cache", "dedup", "coalescing", "batching", "lazy",
-                 "pooling", "resilience")
+                 "pooling", "tying", "resilience")
 STREAMED_TYPES = ("text",)   # the first token is useful; analysis is read whole
 
 
@@ -39,6 +40,7 @@ class PipelineConfig:
     batching: bool = True
     lazy: bool = True
     pooling: bool = True
+    tying: bool = True        # slow models' interactive text as two tied copies (cfopt.latency.tie)
     resilience: bool = True
     tenant: str = "contentflow"   # one cache namespace for the whole app (see the report docs)
 
@@ -127,6 +129,7 @@ class RunResult:
     usage: UsageStats = field(repr=False, default_factory=UsageStats)
     batches: BatchStats | None = field(repr=False, default=None)      # the batching stage's
     transport: TransportStats | None = field(repr=False, default=None)  # the latency stage's
+    ties: TieStats | None = field(repr=False, default=None)            # its tied requests
     events_by_stage: dict[str, int] = field(default_factory=dict)    # events each stage published
     heard_by_monitor: dict[str, int] | None = None                   # what the monitor heard of each
     warm: dict[str, float] = field(repr=False, default_factory=dict)  # prefetch: calls, cost, used

@@ -14,18 +14,25 @@ ran before failing.
 from __future__ import annotations
 
 import abc
+import contextvars
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..clock import Clock, VirtualClock
 from ..errors import ConfigError, ProviderError
 from ..pricing import DEFAULT_PROFILE, PriceCatalog, Usage, load_catalog
 
-__all__ = ["Call", "Result", "Faults", "Provider", "Sender", "DEFAULT_MAX_TOKENS"]
+__all__ = ["Call", "Result", "Faults", "Provider", "Sender", "DEFAULT_MAX_TOKENS", "ON_UNDER_WAY"]
 
 # What a text call without ``max_tokens`` is capped at, everywhere (keys, budgets, grouping):
 # Anthropic requires a cap; 1024 is the one its documentation's examples use.
 DEFAULT_MAX_TOKENS = 1024
+
+# Told of a call as soon as a simulated provider has it under way (its timings are decided then):
+# a caller that sent copies of one call learns when each copy's first token comes
+# (``cfopt.latency.tie``). Set in the sending task's context; None: nobody is listening.
+ON_UNDER_WAY: contextvars.ContextVar[Callable[["Result"], None] | None] = \
+    contextvars.ContextVar("cfopt_on_under_way", default=None)
 
 
 class Sender(Protocol):
@@ -161,5 +168,8 @@ class Provider(abc.ABC):
         except ProviderError as e:
             await self.clock.asleep(e.after_s)
             raise
+        listener = ON_UNDER_WAY.get()
+        if listener is not None:
+            listener(result)
         await self.clock.asleep(result.latency_s)
         return result
