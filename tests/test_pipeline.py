@@ -71,9 +71,11 @@ def test_every_request_gets_one_outcome(requests, full):
     assert [o.index for o in full.outcomes] == list(range(len(requests)))
     assert all(o.response_s >= 0 and o.completed_s >= o.response_s - 1e-9 for o in full.outcomes)
     calls_made = sum(o.source == "provider" for o in full.outcomes)
-    # No faults: one call per provider-sourced request, and what the cache paid to verify.
-    v = full.verification
-    assert v["calls"] > 0 and full.provider_calls == calls_made + v["calls"]
+    # No faults: one call per provider-sourced request, each tied copy beyond the first, and
+    # what the cache paid to verify.
+    v, ties = full.verification, full.ties
+    assert v["calls"] > 0 and ties is not None and ties.tied > 0
+    assert full.provider_calls == calls_made + (ties.copies - ties.tied) + v["calls"]
     assert abs(full.cost_usd - sum(o.cost_usd for o in full.outcomes) - v["cost_usd"]) < 1e-9
 
 
@@ -149,8 +151,8 @@ def test_without_coalescing_no_shared_calls(requests, full):
 def test_batching_halves_the_price_of_each_batched_call(requests, full):
     # Total cost need not fall: a batch answer arrives minutes later, so repeats asked for in
     # the meantime are paid again. What batching guarantees is the discount on its own calls.
-    run = _without(requests, "batching")
-    assert "batch" not in {o.path for o in run.outcomes}
+    run = Pipeline(PipelineConfig.select(without=["batching", "tying"]), seed=3).run(requests)
+    assert "batch" not in {o.path for o in run.outcomes}   # (a tied call also pays its copy)
     alone = {o.index: o for o in run.outcomes}
     pairs = [(o, alone[o.index]) for o in full.outcomes
              if o.path == "batch" and o.source == "provider"
@@ -188,8 +190,8 @@ def test_dedup_serves_a_paraphrase_and_without_it_the_provider_does():
                     prompt="Write a blog post about how to groom long-haired cats"),
             Request(t=60.0, type="text", task="blog_post", max_tokens=900,
                     prompt="write a blog post about how to groom long haired cats")]
-    on = Pipeline(PipelineConfig.select(without=["compression"])).run(reqs)
-    off = Pipeline(PipelineConfig.select(without=["compression", "dedup"])).run(reqs)
+    on = Pipeline(PipelineConfig.select(without=["compression", "tying"])).run(reqs)
+    off = Pipeline(PipelineConfig.select(without=["compression", "dedup", "tying"])).run(reqs)
     if on.outcomes[0].truncated:
         pytest.skip("the first answer was cut at max_tokens: the cache keeps no truncated answer")
     assert on.outcomes[1].source.startswith("semantic:") and on.provider_calls == 1
@@ -223,7 +225,8 @@ def test_an_urgent_request_takes_over_the_same_work_waiting_in_the_batching_queu
                     max_tokens=400, prompt=prompt),
             Request(t=0.2, type="text", task="product_description", priority="medium",
                     max_tokens=400, prompt=prompt)]
-    run = Pipeline(PipelineConfig()).run(reqs)
+    untied = PipelineConfig.select(without=["tying"])   # one call each: tied copies aside
+    run = Pipeline(untied).run(reqs)
     low, medium = run.outcomes
     assert run.provider_calls == 1
     assert (medium.source, medium.path) == ("provider", "interactive")
@@ -233,7 +236,7 @@ def test_an_urgent_request_takes_over_the_same_work_waiting_in_the_batching_queu
     # Once the low task has left the queue (its Message Batches job starts within 30 s), the
     # urgent request makes its own call.
     later = [reqs[0], dataclasses.replace(reqs[1], t=40.0)]
-    run = Pipeline(PipelineConfig()).run(later)
+    run = Pipeline(untied).run(later)
     assert run.provider_calls == 2 and run.outcomes[0].source == "provider"
     assert run.outcomes[0].completed_s > 60      # a Message Batches job
 
@@ -249,7 +252,7 @@ def test_each_answer_of_a_merged_call_keeps_its_own_origin_so_its_repeats_score_
             Request(t=60.0, type="text", task="seo_meta", max_tokens=128, prompt=b,
                     intent="seo_meta:composting")]
     from cfopt import PerformanceOptimizer
-    merging = Pipeline(PipelineConfig.select(without=["compression"]),
+    merging = Pipeline(PipelineConfig.select(without=["compression", "tying"]),
                        latency=PerformanceOptimizer(max_batch_size=10))   # micro-batching on
     run = merging.run(reqs)
     first, second, repeat = run.outcomes
@@ -261,6 +264,6 @@ def test_each_answer_of_a_merged_call_keeps_its_own_origin_so_its_repeats_score_
     assert false_hits(reqs, run) == 0
     # The budget counts the merged call once, over its two answers' shares.
     assert first.cost_usd + second.cost_usd == pytest.approx(run.usage.spend_usd)
-    alone = Pipeline(PipelineConfig.select(without=["compression"])).run(reqs)
+    alone = Pipeline(PipelineConfig.select(without=["compression", "tying"])).run(reqs)
     assert alone.provider_calls == 2 and false_hits(reqs, alone) == 0
     assert quality_kept(reqs, run) == pytest.approx(quality_kept(reqs, alone))

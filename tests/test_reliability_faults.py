@@ -19,6 +19,7 @@ import pytest
 import cfopt.errors as errors_module
 import cfopt.cache.manager as pipeline_module   # where the pipeline's cache builds its layers
 from cfopt.cache import DiskLayer, RedisLayer
+from cfopt.latency.tie import TIE_COPIES
 from cfopt.events import EventBus
 from cfopt.pipeline import Pipeline, PipelineConfig
 from cfopt.providers import Faults
@@ -80,8 +81,10 @@ def test_replay_with_failing_providers_loses_nothing_and_retries_boundedly(workl
     assert stats.max_attempts_per_request <= policy.max_attempts
     assert stats.attempts <= policy.max_attempts * stats.requests
     assert run.provider_calls == stats.attempts - stats.rejected
-    # Every request that reached the resilience layer either succeeded or failed, once.
-    assert stats.succeeded + stats.failed == stats.requests
+    # Every request that reached the resilience layer succeeded, failed, or was closed by its
+    # caller (a tied copy that lost its race), once.
+    assert stats.succeeded + stats.failed + stats.cancelled == stats.requests
+    assert stats.cancelled >= run.ties.closed > 0   # (and copies closed while waiting to retry)
     errors = sum(o.source == "error" for o in run.outcomes)
     # A failed call fails every request waiting on it (coalescing): errors come from failed
     # calls, one or more each.
@@ -107,11 +110,16 @@ def test_without_resilience_every_failure_is_a_typed_error_and_nothing_is_lost(r
     assert failed, "with no retries some requests must fail"
     assert {o.error for o in failed} <= {"RateLimited", "Overloaded", "ServerError",
                                          "ProviderTimeout"}
-    # One call per request at most (no retries); each failed call fails its request and any
-    # request that waited on it (coalescing), so failed requests are at least the failed calls.
-    own = sum(o.source == "provider" for o in run.outcomes) + run.failed_calls
-    assert run.provider_calls == own
-    assert 0 < run.failed_calls <= len(failed)
+    # One call per request (no retries), and one per copy of a tied call: the copies closed
+    # when another answered, those that failed while another answered (rescued), those of a
+    # call whose every copy failed (lost). A failed call fails its request and any request
+    # that waited on it (coalescing), unless the request could make its own call after a
+    # near-duplicate's shared call failed: so about one failed request per failed call.
+    ties = run.ties
+    own = sum(o.source == "provider" for o in run.outcomes) + run.failed_calls + ties.closed
+    assert own <= run.provider_calls <= own + ties.dropped   # a dropped copy may have reached one
+    failing = run.failed_calls - ties.rescued - (TIE_COPIES - 1) * ties.lost
+    assert 0 < len(failed) and abs(failing - len(failed)) <= max(1, len(failed) // 4)
 
 
 # -- Redis stopped mid-replay ----------------------------------------------------------------------

@@ -218,7 +218,8 @@ def test_contributions_replay_without_each():
     c = json.loads(done.stdout)["contributions"]
     assert set(c) == {"all on"} | {f"without {n}" for n in ("routing", "compression", "cache",
                                                             "dedup", "coalescing", "batching",
-                                                            "lazy", "pooling")}
+                                                            "lazy", "pooling", "tying")}
     assert c["without cache"]["optimized_calls"] > c["all on"]["optimized_calls"]
+    assert c["without tying"]["optimized_calls"] < c["all on"]["optimized_calls"]   # no copies
     assert c["without routing"]["optimized_cost_usd"] > c["all on"]["optimized_cost_usd"]
     assert c["without lazy"]["avg_ms"] > c["all on"]["avg_ms"]

@@ -110,6 +110,7 @@ class ResilienceStats:
     breaker_opens: int = 0
     succeeded: int = 0
     failed: int = 0            # requests that ended with an error
+    cancelled: int = 0         # requests their caller closed (a tied copy that lost its race)
     waited_s: float = 0.0      # total backoff time, all requests
     max_attempts_per_request: int = 0
 
@@ -163,6 +164,13 @@ class Resilience:
         model = self.catalog.model(call.model).id
         req = _Request(call, self.clock.now(), list(self.fallbacks.get(model, ())))
         self.stats.requests += 1
+        try:
+            return await self._tries(req)
+        except asyncio.CancelledError:   # closed by its caller, while sent or waiting to retry
+            self.stats.cancelled += 1
+            raise
+
+    async def _tries(self, req: "_Request") -> Result:
         while True:
             try:
                 result = await self._attempt(req)

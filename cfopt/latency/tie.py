@@ -57,6 +57,10 @@ class TieStats:
     later_copy_won: int = 0       # races a copy other than the first won
     closed: int = 0               # copies closed under way, billed their input
     closed_cost_usd: float = 0.0
+    dropped: int = 0              # copies closed before under way (queued, connecting or
+                                  # failing): nothing billed
+    rescued: int = 0              # copies that failed while another copy answered
+    lost: int = 0                 # races every copy lost to an error (the call failed)
     gained_s: float = 0.0         # first token: the first copy's minus the winner's, summed
 
 
@@ -144,10 +148,11 @@ class TiedSender:
             while not won.done():
                 left = [t for t in tasks if not t.done()]
                 if not left:   # every copy failed: the first copy's error
+                    self.stats.lost += 1
                     return tasks[0].result()
                 await asyncio.wait([won, *left], return_when=asyncio.FIRST_COMPLETED)
             winner = won.result()
-            closed_usd = self._close(tasks, under_way, winner)
+            others = self._close(tasks, under_way, winner)
             result = await tasks[winner]
         finally:
             for t in (*tasks, *watchers):
@@ -156,28 +161,40 @@ class TiedSender:
                 elif not t.cancelled():
                     t.exception()   # a failed copy's error is taken, not left unretrieved
         self._tell(winner, under_way)
-        return replace(result, cost_usd=result.cost_usd + closed_usd) if closed_usd else result
+        if not others:
+            return result
+        # The answer carries what its copies were billed, so whoever prices it from its usage
+        # (a budget) and whoever reads its cost (the report) agree with the provider's bill.
+        return replace(result, usage=sum((o.usage for o in others), result.usage),
+                       cost_usd=result.cost_usd + sum(o.cost_usd for o in others))
 
-    def _close(self, tasks: list[asyncio.Task], under_way: dict[int, Result], winner: int) -> float:
-        """Close the copies but ``winner``; bill those under way (their input); return the sum."""
-        total = 0.0
+    def _close(self, tasks: list[asyncio.Task], under_way: dict[int, Result],
+               winner: int) -> list[Result]:
+        """Close the copies but ``winner``; bill those under way (their input); return the
+        bills, with the whole answer of a copy that finished too."""
+        bills: list[Result] = []
         for i, task in enumerate(tasks):
             if i == winner:
                 continue
             if task.done():
-                if not task.cancelled() and task.exception() is None:
-                    total += task.result().cost_usd   # it answered too: billed in full already
-                continue   # failed: its error was not billed
+                if task.cancelled():
+                    continue
+                if task.exception() is None:
+                    bills.append(task.result())   # it answered too: billed in full already
+                else:
+                    self.stats.rescued += 1       # failed (unbilled); another copy answers
+                continue
             task.cancel()
             if i not in under_way:
-                continue   # never reached a provider (queued): nothing to bill
+                self.stats.dropped += 1   # not under way at a provider: nothing to bill
+                continue
             bill = closed_bill(under_way[i], self.catalog)
             self.stats.closed += 1
             self.stats.closed_cost_usd += bill.cost_usd
-            total += bill.cost_usd
+            bills.append(bill)
             if self.bill is not None:
                 self.bill(bill)
-        return total
+        return bills
 
     def _tell(self, winner: int, under_way: dict[int, Result]) -> None:
         if winner != 0:
