@@ -17,7 +17,6 @@ outcomes report, and each alert fires once.
 from __future__ import annotations
 
 import collections
-import os
 from dataclasses import replace
 
 import pytest
