@@ -307,6 +307,9 @@ def build_report(requests: Sequence[Any], baseline: RunResult, optimized: RunRes
             "truncated_uncached": sum(o.truncated for o in optimized.outcomes if o.source == "provider"),
             "calls_repeating_truncated": repaid,
             "first_of_intent_over_target": slow_first,
+            "tied_calls": optimized.ties.tied if optimized.ties is not None else 0,
+            "tied_closed_cost_usd": (round(optimized.ties.closed_cost_usd, 6)
+                                     if optimized.ties is not None else 0.0),
             "false_hits": fh, "calls_by_model": optimized.calls_by_model,
             "cache_layers": optimized.cache_layers,
             "events_by_stage": optimized.events_by_stage,
