@@ -340,7 +340,7 @@ def workloads(requests, quick: bool) -> None:
             hits = sum(o.from_cache or o.shared for o in run.outcomes) / len(reqs)   # no own call
             sem = sum(o.source.startswith("semantic:") for o in run.outcomes)
             wrong = false_hits(reqs, run)
-            judge = run.provider_calls - sum(o.source == "provider" for o in run.outcomes)
+            judge = run.verification["calls"]   # what the cache paid to verify near-duplicates
             print(f"  {name:<18} {label:<10} {hits / ceiling:12.4f} {sem:9d} {wrong:6d} "
                   f"{wrong / max(1, sem):14.2%} {judge:11d} ${run.cost_usd:7.2f}")
     if not quick:   # the same on more workloads than two: how much the figure moves by seed
