@@ -71,7 +71,11 @@ def test_message_matches_the_simulation_and_takes_its_latency(serve):
     assert (u["input_tokens"], u["output_tokens"]) == (expected.usage.input_tokens, expected.usage.output_tokens)
     assert u["cache_creation_input_tokens"] == u["cache_read_input_tokens"] == 0
     assert float(r.headers["cfopt-cost-usd"]) == pytest.approx(expected.cost_usd)
-    assert int(r.headers["anthropic-ratelimit-requests-remaining"]) < int(r.headers["anthropic-ratelimit-requests-limit"])
+    # At time scale 20 the request bucket refills one request in under a millisecond of real
+    # time: a busy machine reads it full again (seen in CI). The exact decrement is checked at
+    # time scale 1 (test_server_wire.py::test_every_answer_carries_the_rate_limit_headers).
+    limit = int(r.headers["anthropic-ratelimit-requests-limit"])
+    assert limit - 1 <= int(r.headers["anthropic-ratelimit-requests-remaining"]) <= limit
     assert r.headers["request-id"].startswith("req_")
     assert wall >= expected.latency_s / config.time_scale * 0.95  # the simulated latency, scaled
 
