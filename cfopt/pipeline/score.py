@@ -54,6 +54,7 @@ class Limits:
     router_floor_usd: float          # each distinct intent once, on the router's model
     floor_calls: int                 # distinct intents: the fewest provider calls possible
     latency_floor_p95_s: float       # p95 when misses are as fast as an adequate model allows
+    latency_floor_one_call_p95_s: float   # the same with one call each (no tied copies)
 
 
 def _intent_of(r: Request, i: int) -> str:
@@ -80,7 +81,8 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
       the fastest adequate model at its median speed (a handle for deferrable work: media,
       low-priority text), every repeat at a memory-cache read; the 95th percentile of that.
       Streamed text may go as ``TIE_COPIES`` tied copies (``cfopt.latency.tie``): its first
-      token counts at the median of the earliest of that many draws.
+      token counts at the median of the earliest of that many draws (which assumes the copies'
+      speeds independent). ``latency_floor_one_call_p95_s``: the same with one call each.
     """
     stats = workload_stats(requests)
     providers = Providers(seed=seed, profile=profile, speeds=speeds)
@@ -94,6 +96,7 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
     items: list[list[tuple[float, float]]] = []   # per intent: (cost, weighted quality) options
     fixed, need, best = 0.0, 0.0, 0.0
     latency = [LOOKUP_S["memory"]] * len(requests)
+    one_call = list(latency)
     for i, r in enumerate(requests):
         intent = _intent_of(r, i)
         if intent in seen:
@@ -112,10 +115,11 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
                                                  batch=text and r.priority == "low"))
                           for p in sorted(prompts)), key=lambda res: res.cost_usd)
         except ProviderError:  # refused (a hard hourly limit): costs nothing, answers nothing
-            latency[i] = math.nan
+            latency[i] = one_call[i] = math.nan
             continue
         router_total += result.cost_usd
         latency[i] = _fastest_first_content(r, result, optimizer, catalog)
+        one_call[i] = _fastest_first_content(r, result, optimizer, catalog, copies=1)
         premium = optimizer.premium_for(r.type)
         if premium is None:
             fixed += result.cost_usd
@@ -127,7 +131,8 @@ def limits(requests: Sequence[Request], *, seed: int = 0, profile: str = DEFAULT
     need = quality_bar * best
     return Limits(stats.hit_rate_ceiling, stats.exact_repeat_ceiling,
                   round(fixed + cheapest_at_quality(items, need), 9), round(router_total, 9),
-                  calls, percentile([x for x in latency if not math.isnan(x)], 95))
+                  calls, percentile([x for x in latency if not math.isnan(x)], 95),
+                  percentile([x for x in one_call if not math.isnan(x)], 95))
 
 
 def cheapest_at_quality(items: list[list[tuple[float, float]]], need: float) -> float:
@@ -163,23 +168,25 @@ def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float
 
 
 def _fastest_first_content(r: Request, result: Result, optimizer: CostOptimizer,
-                           catalog: Any) -> float:
-    """The first useful content of ``r`` on its fastest adequate model, at median speeds."""
+                           catalog: Any, *, copies: int = TIE_COPIES) -> float:
+    """The first useful content of ``r`` on its fastest adequate model, at median speeds, with
+    streamed text sent as ``copies`` tied copies."""
     info = catalog.model(result.model)
     if info.kind in DEFERRED_KINDS or (r.type in TEXT_TYPES and r.priority == "low") or (
             info.kind == "image" and result.usage.megapixels >= LARGE_IMAGE_MP):
         return NETWORK_RTT_S   # a handle: the work goes on behind it
     models = optimizer.adequate_models(r) if r.type in ("text", "analysis", "image") else [info.id]
     out = result.usage.output_tokens
-    return min(_median_first_content_s(catalog.model(m), r.type, out, result.usage.megapixels)
+    return min(_median_first_content_s(catalog.model(m), r.type, out, result.usage.megapixels, copies)
                for m in models)
 
 
-def _median_first_content_s(info: Any, kind: str, output_tokens: int, megapixels: float) -> float:
+def _median_first_content_s(info: Any, kind: str, output_tokens: int, megapixels: float,
+                            copies: int) -> float:
     if info.kind == "text":
         ttft = float(info["ttft_s"])
         if kind in STREAMED_TYPES:   # the earliest of the tied copies' log-normal draws
-            return ttft * math.exp(float(info["jitter"]) * _EARLIEST_OF_COPIES_Z)
+            return ttft * math.exp(float(info["jitter"]) * _earliest_of(copies))
         return ttft + output_tokens / float(info["tokens_per_s"])
     if info.kind == "image":
         return float(info["queue_s"]) + float(info["gen_s_per_mp"]) * max(megapixels, 1)
@@ -188,8 +195,10 @@ def _median_first_content_s(info: Any, kind: str, output_tokens: int, megapixels
     return NETWORK_RTT_S
 
 
-# The median of the least of k independent standard normal draws: P(min <= z) = 1/2.
-_EARLIEST_OF_COPIES_Z = NormalDist().inv_cdf(1 - 0.5 ** (1 / TIE_COPIES))
+def _earliest_of(copies: int) -> float:
+    """The median of the least of ``copies`` independent standard normal draws (0 for one):
+    P(min <= z) = 1/2."""
+    return NormalDist().inv_cdf(1 - 0.5 ** (1 / copies)) if copies > 1 else 0.0
 
 
 def first_of_intent(requests: Sequence[Request]) -> list[int]:
