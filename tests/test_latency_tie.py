@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 from statistics import NormalDist
 
 import pytest
@@ -170,3 +171,48 @@ def test_the_latency_floor_counts_the_earliest_of_the_copies():
     assert lim.latency_floor_p95_s == pytest.approx(fastest)
     one_call = min(float(m["ttft_s"]) for m in adequate)   # one call each: the median itself
     assert lim.latency_floor_one_call_p95_s == pytest.approx(one_call) and fastest < one_call
+
+
+class _CutOff:
+    """Copy 0's first attempt is cut off under way before its first token (as a per-attempt
+    timeout does) and its retry comes late; copy 1 answers in between."""
+
+    def __init__(self, providers: Providers) -> None:
+        self.providers, self.clock, self.catalog, self.n = providers, providers.clock, providers.catalog, 0
+
+    async def asend(self, call: Call) -> Result:
+        self.n += 1
+        n = self.n
+        if n == 1:   # under way at once, first token due at 5 s, cut off at 2 s
+            task = asyncio.ensure_future(self._under_way(call, first=5.0, whole=6.0))
+            await self.clock.asleep(2.0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self.n += 1   # the retry: under way again, first token at 2 + 9 s
+            return await self._under_way(call, first=9.0, whole=10.0)
+        return await self._under_way(call, first=3.5, whole=4.0)   # copy 1: first token at 3.5 s
+
+    async def _under_way(self, call: Call, *, first: float, whole: float) -> Result:
+        from cfopt.providers.base import ON_UNDER_WAY
+        base = self.providers.claude.simulate(call)
+        result = replace(base, started_at=self.clock.now(), first_content_s=first, latency_s=whole)
+        listener = ON_UNDER_WAY.get()
+        if listener is not None:
+            listener(result)
+        try:
+            await self.clock.asleep(whole)
+        except BaseException:
+            if listener is not None:
+                listener(None)
+            raise
+        return result
+
+
+def test_an_attempt_cut_off_under_way_cannot_win_the_race():
+    # Copy 0's first attempt would have shown its first token at 5 s but was cut off at 2 s:
+    # copy 1's first token at 3.5 s wins, not a stale 5 s claim for an attempt that is gone.
+    providers = Providers(seed=1)
+    tied = TiedSender(_CutOff(providers), clock=providers.clock, catalog=providers.catalog)
+    result = providers.clock.run(tied.asend(SONNET))
+    assert result.first_content_s == 3.5 and providers.clock.now() == pytest.approx(4.0)
+    assert tied.stats.later_copy_won == 1 and tied.stats.closed == 1

@@ -121,21 +121,30 @@ class TiedSender:
         loop = asyncio.get_running_loop()
         won: asyncio.Future[int] = loop.create_future()
         under_way: dict[int, Result] = {}
-        watchers: list[asyncio.Task] = []
+        watchers: dict[int, asyncio.Task] = {}
 
         def claim(i: int) -> None:
             if not won.done():
                 won.set_result(i)
 
-        async def first_token(i: int, at: float) -> None:
-            await self.clock.asleep(max(0.0, at - self.clock.now()))
-            claim(i)
+        async def first_token(i: int, result: Result) -> None:
+            await self.clock.asleep(max(0.0, result.started_at + result.first_content_s
+                                        - self.clock.now()))
+            if under_way.get(i) is result:   # still the attempt under way for this copy
+                claim(i)
 
         async def copy(i: int) -> Result:
-            def told(result: Result) -> None:
+            def told(result: Result | None) -> None:
+                if won.done():
+                    return   # the race is decided: later news changes nothing
+                old = watchers.pop(i, None)
+                if old is not None:
+                    old.cancel()
+                if result is None:   # that attempt was cut off (a retry may follow)
+                    under_way.pop(i, None)
+                    return
                 under_way[i] = result
-                watchers.append(asyncio.ensure_future(
-                    first_token(i, result.started_at + result.first_content_s)))
+                watchers[i] = asyncio.ensure_future(first_token(i, result))
             ON_UNDER_WAY.set(told)   # this task's own context: its copy alone
             result = await self.target.asend(call)
             claim(i)   # a sender that never tells (a real HTTP client): the first answer wins
@@ -155,7 +164,7 @@ class TiedSender:
             others = self._close(tasks, under_way, winner)
             result = await tasks[winner]
         finally:
-            for t in (*tasks, *watchers):
+            for t in (*tasks, *watchers.values()):
                 if not t.done():
                     t.cancel()
                 elif not t.cancelled():

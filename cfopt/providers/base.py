@@ -28,9 +28,10 @@ __all__ = ["Call", "Result", "Faults", "Provider", "Sender", "DEFAULT_MAX_TOKENS
 # Anthropic requires a cap; 1024 is the one its documentation's examples use.
 DEFAULT_MAX_TOKENS = 1024
 
-# Told of a call as soon as a simulated provider has it under way (its timings are decided then):
-# a caller that sent copies of one call learns when each copy's first token comes
-# (``cfopt.latency.tie``). Set in the sending task's context; None: nobody is listening.
+# Told of a call as soon as a simulated provider has it under way (its timings are decided then),
+# and told None if that call is cut off before it ends: a caller that sent copies of one call
+# learns when each copy's first token comes (``cfopt.latency.tie``). Set in the sending task's
+# context; None: nobody is listening.
 ON_UNDER_WAY: contextvars.ContextVar[Callable[["Result"], None] | None] = \
     contextvars.ContextVar("cfopt_on_under_way", default=None)
 
@@ -169,7 +170,13 @@ class Provider(abc.ABC):
             await self.clock.asleep(e.after_s)
             raise
         listener = ON_UNDER_WAY.get()
-        if listener is not None:
-            listener(result)
-        await self.clock.asleep(result.latency_s)
+        if listener is None:
+            await self.clock.asleep(result.latency_s)
+            return result
+        listener(result)
+        try:
+            await self.clock.asleep(result.latency_s)
+        except BaseException:
+            listener(None)   # cut off under way (a timeout, or its caller closed it)
+            raise
         return result
