@@ -39,7 +39,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..clock import Clock
-from ..pricing import Usage
 from ..providers.base import ON_UNDER_WAY, Call, Result, Sender
 
 __all__ = ["TiedSender", "TieStats", "TIE_COPIES", "TIE_OVER_S", "closed_bill"]
@@ -66,11 +65,7 @@ class TieStats:
 
 def closed_bill(result: Result, catalog: Any) -> Result:
     """What a copy closed before its first token is billed: its input tokens, no output."""
-    u = result.usage
-    usage = Usage(input_tokens=u.input_tokens,
-                  cache_creation_input_tokens=u.cache_creation_input_tokens,
-                  cache_creation_1h_input_tokens=u.cache_creation_1h_input_tokens,
-                  cache_read_input_tokens=u.cache_read_input_tokens)
+    usage = replace(result.usage, output_tokens=0)
     return replace(result, content="", usage=usage, cost_usd=catalog.cost(result.model, usage),
                    stop_reason=None)
 

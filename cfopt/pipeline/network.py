@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Callable
 
@@ -34,7 +33,6 @@ class CountingSender:
         self.catalog = getattr(target, "catalog", None)
         self.calls = 0
         self.failed = 0
-        self.closed = 0
         self.cost_usd = 0.0
         self.by_model: dict[str, int] = defaultdict(int)
 
@@ -45,9 +43,6 @@ class CountingSender:
         self.calls += 1
         try:
             result = await self.target.asend(call)
-        except asyncio.CancelledError:
-            self.closed += 1   # closed by the caller (a tied copy that lost, a timeout)
-            raise
         except Exception:
             self.failed += 1
             raise

@@ -170,13 +170,12 @@ class Provider(abc.ABC):
             await self.clock.asleep(e.after_s)
             raise
         listener = ON_UNDER_WAY.get()
-        if listener is None:
-            await self.clock.asleep(result.latency_s)
-            return result
-        listener(result)
+        if listener is not None:
+            listener(result)
         try:
             await self.clock.asleep(result.latency_s)
         except BaseException:
-            listener(None)   # cut off under way (a timeout, or its caller closed it)
+            if listener is not None:
+                listener(None)   # cut off under way (a timeout, or its caller closed it)
             raise
         return result
